@@ -1,0 +1,85 @@
+"""Start obsdash inside the app: called by the injected sitecustomize, before the app's code runs.
+
+Start-up does only cheap things — read settings, create the spool writer, install the import hook and the
+exception, exit, signal and fork handlers. The OpenTelemetry SDK is built on the first import of an instrumented
+library (or of `logging`), keeping `obsdash wrap python -c pass` close to bare Python (P1).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from types import ModuleType
+from typing import Any
+
+from obsdash_instrumenters import instrumentations, settings, unhandled
+from obsdash_instrumenters.encode import RecordContext
+from obsdash_instrumenters.import_hook import PostImportFinder
+from obsdash_instrumenters.lifecycle import Lifecycle
+from obsdash_instrumenters.safety import internal_error
+from obsdash_instrumenters.spool import SpoolWriter
+
+_started = False
+
+
+class _LazyProviders:
+    """Builds the SDK providers the first time they are needed, once per process."""
+
+    def __init__(self, writer: SpoolWriter, ctx: RecordContext) -> None:
+        self._writer = writer
+        self._ctx = ctx
+        self.providers: Any = None
+        self._failed = False
+        self._building = False
+
+    def ensure(self) -> None:
+        # Re-entered while building: the SDK's own imports (logging, ...) trigger import hooks.
+        if self.providers is not None or self._failed or self._building:
+            return
+        self._building = True
+        try:
+            from obsdash_instrumenters.providers import Providers
+
+            self.providers = Providers(self._writer, self._ctx)
+        except BaseException as exc:  # noqa: BLE001
+            self._failed = True
+            internal_error("providers.create", exc)
+        finally:
+            self._building = False
+
+    def shutdown(self, timeout_s: float) -> None:
+        if self.providers is not None:
+            self.providers.shutdown(timeout_s)
+
+
+def start() -> None:
+    """Install obsdash in this process; a no-op when not run under `obsdash wrap` or when already started."""
+    global _started
+    if _started:
+        return
+    _started = True
+    began = time.perf_counter()
+    config = settings.load()
+    if config is None:
+        return
+    try:
+        os.makedirs(config.spool_dir, mode=0o700, exist_ok=True)
+    except OSError:
+        pass  # the writer counts what it cannot write; the app runs on regardless
+    writer = SpoolWriter(config.spool_dir, config.batch_delay_s, config.max_queued_records)
+    ctx = RecordContext(config.service_name, config.run_id)
+    providers = _LazyProviders(writer, ctx)
+    lifecycle = Lifecycle(config, writer, ctx, providers.shutdown)
+
+    finder = PostImportFinder()
+    sys.meta_path.insert(0, finder)
+    instrumentations.install(finder, config.disabled, providers.ensure)
+
+    def on_logging_import(_module: ModuleType) -> None:
+        if "logging" not in config.disabled:
+            providers.ensure()
+
+    finder.watch("logging", on_logging_import)
+    unhandled.install(writer, ctx, lifecycle.set_exit_code)
+    lifecycle.install(startup_ms=(time.perf_counter() - began) * 1000)

@@ -1,0 +1,207 @@
+"""Turn OpenTelemetry records into the flat JSON lines of the spool format (docs/spool-format.md).
+
+One JSON object per record, with `service_name`, `run_id` and `pid` on every line so the hub can ingest any
+segment on its own. Encoding happens on the thread that ended the span (≈3.5 µs with orjson) so the queue holds
+compact bytes, not live SDK objects.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import sys
+import time
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import orjson
+
+from obsdash_instrumenters.location import app_location
+
+EXCEPTION_LOCATION = "obsdash.exception.location"
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    return str(value)
+
+
+def dumps(record: Mapping[str, Any]) -> bytes:
+    """One spool line; never fails on odd attribute values (they become strings)."""
+    return orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+class RecordContext:
+    """What every record of this process carries: service, run, pid and the resource."""
+
+    def __init__(self, service_name: str, run_id: str) -> None:
+        self.service_name = service_name
+        self.run_id = run_id
+        self.host = socket.gethostname()
+        self.extra_resource: dict[str, Any] = {}
+        self.refresh_pid()
+
+    def refresh_pid(self) -> None:
+        """Called at start and after fork: the pid (and so the resource) changes in a child."""
+        self.pid = os.getpid()
+        self._resource = orjson.Fragment(dumps(self.resource()))
+
+    def set_resource(self, attributes: Mapping[str, Any]) -> None:
+        """Adopt the SDK resource's attributes (OTEL_RESOURCE_ATTRIBUTES and detectors) once it exists."""
+        self.extra_resource = dict(attributes)
+        self.refresh_pid()
+
+    def resource(self) -> dict[str, Any]:
+        """The resource attributes of this process as a plain dict."""
+        resource = dict(self.extra_resource)
+        resource.update(
+            {
+                "service.name": self.service_name,
+                "obsdash.run_id": self.run_id,
+                "process.pid": self.pid,
+                "host.name": self.host,
+                "process.runtime.name": "cpython",
+                "process.runtime.version": sys.version.split()[0],
+            }
+        )
+        return resource
+
+    def stamp(self, record: dict[str, Any]) -> dict[str, Any]:
+        """Add the per-process fields to a record."""
+        record["service_name"] = self.service_name
+        record["run_id"] = self.run_id
+        record["pid"] = self.pid
+        record["resource"] = self._resource
+        return record
+
+
+def _hex_trace(trace_id: int | None) -> str | None:
+    return format(trace_id, "032x") if trace_id else None
+
+
+def _hex_span(span_id: int | None) -> str | None:
+    return format(span_id, "016x") if span_id else None
+
+
+def with_exception_location(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """Attributes plus `obsdash.exception.location` when they describe an exception with a stack trace."""
+    result = dict(attributes)
+    stacktrace = result.get("exception.stacktrace")
+    if isinstance(stacktrace, str) and EXCEPTION_LOCATION not in result:
+        location = app_location(stacktrace)
+        if location:
+            result[EXCEPTION_LOCATION] = location
+    return result
+
+
+def encode_span(span: Any, ctx: RecordContext) -> bytes:
+    """A finished SDK span (ReadableSpan) as one spool line."""
+    context = span.context
+    parent = span.parent
+    events = [
+        {
+            "name": event.name,
+            "time_ns": event.timestamp,
+            "attributes": with_exception_location(event.attributes or {}),
+        }
+        for event in span.events
+    ]
+    status = span.status
+    record = {
+        "trace_id": _hex_trace(context.trace_id),
+        "span_id": _hex_span(context.span_id),
+        "parent_span_id": _hex_span(parent.span_id) if parent is not None else None,
+        "parent_remote": bool(parent.is_remote) if parent is not None else None,
+        "name": span.name,
+        "kind": span.kind.name,
+        "start_ns": span.start_time,
+        "end_ns": span.end_time,
+        "status_code": status.status_code.name,
+        "status_message": status.description,
+        "attributes": dict(span.attributes or {}),
+        "events": events,
+        "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
+    }
+    return dumps(ctx.stamp(record))
+
+
+def encode_log(log: Any, ctx: RecordContext) -> bytes:
+    """An SDK log record (ReadableLogRecord) as one spool line."""
+    record = log.log_record
+    severity = record.severity_number
+    body = record.body
+    scope = getattr(log, "instrumentation_scope", None)
+    line = {
+        "time_ns": record.timestamp or record.observed_timestamp or time.time_ns(),
+        "severity_text": record.severity_text,
+        "severity_number": severity.value if severity is not None else None,
+        "body": body if isinstance(body, str) or body is None else str(body),
+        "trace_id": _hex_trace(record.trace_id),
+        "span_id": _hex_span(record.span_id),
+        "attributes": with_exception_location(record.attributes or {}),
+        "scope": scope.name if scope is not None else None,
+    }
+    return dumps(ctx.stamp(line))
+
+
+def encode_plain_log(
+    severity_text: str, severity_number: int, body: str, attributes: Mapping[str, Any], ctx: RecordContext
+) -> bytes:
+    """A log line made without the SDK (unhandled exceptions, which may come before or after it exists)."""
+    trace_id = span_id = None
+    trace_api = sys.modules.get("opentelemetry.trace")
+    if trace_api is not None:
+        span_context = trace_api.get_current_span().get_span_context()
+        if span_context.is_valid:
+            trace_id, span_id = span_context.trace_id, span_context.span_id
+    line = {
+        "time_ns": time.time_ns(),
+        "severity_text": severity_text,
+        "severity_number": severity_number,
+        "body": body,
+        "trace_id": _hex_trace(trace_id),
+        "span_id": _hex_span(span_id),
+        "attributes": with_exception_location(attributes),
+        "scope": "obsdash.unhandled",
+    }
+    return dumps(ctx.stamp(line))
+
+
+def encode_metrics(metrics_data: Any, ctx: RecordContext) -> Iterable[bytes]:
+    """Every data point of an SDK MetricsData as spool lines (delta temporality: one interval each)."""
+    for resource_metrics in metrics_data.resource_metrics:
+        for scope_metrics in resource_metrics.scope_metrics:
+            for metric in scope_metrics.metrics:
+                kind = type(metric.data).__name__.lower()
+                for point in metric.data.data_points:
+                    yield dumps(ctx.stamp(_metric_point(metric, kind, point)))
+
+
+def _metric_point(metric: Any, kind: str, point: Any) -> dict[str, Any]:
+    record: dict[str, Any] = {
+        "time_ns": point.time_unix_nano,
+        "start_ns": getattr(point, "start_time_unix_nano", None),
+        "name": metric.name,
+        "unit": metric.unit,
+        "kind": kind,
+        "attributes": dict(point.attributes or {}),
+    }
+    if hasattr(point, "value"):
+        record["value"] = point.value
+    else:
+        record.update(
+            count=point.count,
+            sum=point.sum,
+            min=getattr(point, "min", None),
+            max=getattr(point, "max", None),
+            bucket_counts=list(getattr(point, "bucket_counts", []) or []),
+            explicit_bounds=list(getattr(point, "explicit_bounds", []) or []),
+        )
+    return record
+
+
+def encode_run_event(event: str, ctx: RecordContext, **fields: Any) -> bytes:
+    """A process start or end record of this run."""
+    record = {"event": event, "time_ns": time.time_ns(), "host": ctx.host, **fields}
+    return dumps(ctx.stamp(record))

@@ -1,0 +1,146 @@
+"""Start, exit, SIGTERM and fork: flush what the process recorded without changing how it ends.
+
+- exit: an atexit handler (registered first, so it runs after the app's own) flushes with a time bound (R4).
+- SIGTERM: only when the app left the default action; we flush, restore the default and re-send the signal, so
+  the process still dies "killed by SIGTERM" with the same status as bare.
+- fork: the child starts with an empty queue and its own pid; children of `multiprocessing` (which leave through
+  os._exit, skipping atexit) flush from a multiprocessing finalizer.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from obsdash_instrumenters import instrumentations, safety
+from obsdash_instrumenters.encode import RecordContext, encode_run_event
+from obsdash_instrumenters.settings import Settings
+from obsdash_instrumenters.spool import SpoolWriter
+
+
+class Lifecycle:
+    """The process-level state of obsdash in this process."""
+
+    def __init__(
+        self, settings: Settings, writer: SpoolWriter, ctx: RecordContext, shutdown_providers: Callable[[float], None]
+    ) -> None:
+        self.settings = settings
+        self.writer = writer
+        self.ctx = ctx
+        self.shutdown_providers = shutdown_providers
+        self.exit_code: int | None = None
+        self.finished = False
+        self.started_ns = time.time_ns()
+        self._finish_lock = threading.Lock()
+
+    # -- start -----------------------------------------------------------------------------------
+    def install(self, startup_ms: float) -> None:
+        """Register exit, signal and fork handlers and record the process start."""
+        atexit.register(self.finish)
+        self._install_sigterm()
+        self._wrap_sys_exit()
+        os.register_at_fork(after_in_child=self._after_fork_in_child)
+        self._record_start(startup_ms)
+
+    def _record_start(self, startup_ms: float, parent_pid: int | None = None) -> None:
+        command = os.environ.get("OBSDASH_COMMAND") or " ".join(sys.argv)
+        self.writer.put(
+            "runs",
+            encode_run_event(
+                "start",
+                self.ctx,
+                command=command,
+                argv=list(sys.argv),
+                root=os.getpid() == self.settings.root_pid,
+                parent_pid=parent_pid or os.getppid(),
+                startup_ms=round(startup_ms, 3),
+            ),
+        )
+
+    def set_exit_code(self, code: int) -> None:
+        """What we know of how the process is ending (sys.exit, an unhandled exception, a signal)."""
+        self.exit_code = code
+
+    def _wrap_sys_exit(self) -> None:
+        real_exit = sys.exit
+
+        @functools.wraps(real_exit)
+        def exit(status: Any = None) -> None:  # noqa: A001 - mirrors sys.exit
+            self.exit_code = _exit_status(status)
+            real_exit(status)
+
+        sys.exit = exit
+
+    # -- SIGTERM ---------------------------------------------------------------------------------
+    def _install_sigterm(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return
+        signal.signal(signal.SIGTERM, self._on_sigterm)
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self.exit_code = -signum
+        self.finish()
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    # -- fork ------------------------------------------------------------------------------------
+    def _after_fork_in_child(self) -> None:
+        try:
+            parent = self.ctx.pid
+            self.writer.after_fork_in_child()
+            self.ctx.refresh_pid()
+            self.finished = False
+            self.exit_code = None
+            self._finish_lock = threading.Lock()
+            self._record_start(0.0, parent_pid=parent)
+            mp_util = sys.modules.get("multiprocessing.util")
+            if mp_util is not None:
+                # multiprocessing children leave through os._exit (no atexit); its finalizers do run.
+                mp_util.Finalize(None, self.finish, exitpriority=-100)
+        except BaseException as exc:  # noqa: BLE001
+            safety.internal_error("lifecycle.fork", exc)
+
+    # -- exit --------------------------------------------------------------------------------------
+    def finish(self) -> None:
+        """Flush everything once, within the exit time bound; safe to call from any exit path."""
+        try:
+            if not self._finish_lock.acquire(blocking=False) or self.finished:
+                return
+            self.finished = True
+            budget = self.settings.exit_timeout_s
+            self.shutdown_providers(budget / 3)
+            self.writer.put("runs", self._end_record())
+            self.writer.close(budget * 2 / 3)
+        except BaseException as exc:  # noqa: BLE001
+            safety.internal_error("lifecycle.finish", exc)
+
+    def _end_record(self) -> bytes:
+        return encode_run_event(
+            "end",
+            self.ctx,
+            root=os.getpid() == self.settings.root_pid,
+            exit_code=self.exit_code if self.exit_code is not None else 0,
+            duration_ms=round((time.time_ns() - self.started_ns) / 1e6, 3),
+            instrumentation=dict(instrumentations.status),
+            instrumentation_ms=dict(instrumentations.load_ms),
+            dropped=dict(self.writer.dropped),
+            written=dict(self.writer.written),
+            internal_errors=dict(safety.internal_errors),
+        )
+
+
+def _exit_status(status: Any) -> int:
+    if status is None:
+        return 0
+    if isinstance(status, int):
+        return status
+    return 1  # sys.exit("message") prints it and exits 1

@@ -1,0 +1,161 @@
+"""The OpenTelemetry SDK providers, built only when the app first needs them.
+
+Importing the SDK costs 60–90 ms here (`-X importtime`), more than the whole P1 budget, so nothing in this module
+is imported at start-up: `ensure_providers()` runs just before the first instrumentor loads. Spans and logs are
+encoded on the thread that produced them and queued in the spool writer; metrics are collected every 5 s by the
+SDK's periodic reader, with delta temporality so a window sum is a plain SUM.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from opentelemetry import metrics, trace
+from opentelemetry._logs import set_logger_provider
+from opentelemetry.instrumentation.logging.handler import LoggingHandler, _overwrite_logging_config_fns
+from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
+from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableCounter
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExporter,
+    MetricExportResult,
+    MetricsData,
+    PeriodicExportingMetricReader,
+)
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+
+from obsdash_instrumenters.encode import RecordContext, encode_log, encode_metrics, encode_span
+from obsdash_instrumenters.safety import internal_error
+from obsdash_instrumenters.spool import SpoolWriter
+
+METRIC_INTERVAL_MS = 5000
+
+
+class SpoolSpanProcessor(SpanProcessor):
+    """Encodes each finished span and queues it; no thread of its own (the spool writer has one)."""
+
+    def __init__(self, writer: SpoolWriter, ctx: RecordContext) -> None:
+        self._writer = writer
+        self._ctx = ctx
+
+    def on_end(self, span: ReadableSpan) -> None:
+        try:
+            self._writer.put("spans", encode_span(span, self._ctx))
+        except BaseException as exc:  # noqa: BLE001
+            internal_error("span.encode", exc)
+
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        self._writer.flush()
+        return True
+
+
+class SpoolLogExporter(LogRecordExporter):
+    """Queues SDK log records as spool lines."""
+
+    def __init__(self, writer: SpoolWriter, ctx: RecordContext) -> None:
+        self._writer = writer
+        self._ctx = ctx
+
+    def export(self, batch: Sequence[ReadableLogRecord]) -> LogRecordExportResult:
+        for log in batch:
+            try:
+                self._writer.put("logs", encode_log(log, self._ctx))
+            except BaseException as exc:  # noqa: BLE001
+                internal_error("log.encode", exc)
+        return LogRecordExportResult.SUCCESS
+
+    def shutdown(self) -> None:
+        """Nothing to release."""
+
+
+class SpoolMetricExporter(MetricExporter):
+    """Queues metric data points as spool lines."""
+
+    def __init__(self, writer: SpoolWriter, ctx: RecordContext) -> None:
+        delta = AggregationTemporality.DELTA
+        super().__init__(preferred_temporality={Counter: delta, Histogram: delta, ObservableCounter: delta})
+        self._writer = writer
+        self._ctx = ctx
+
+    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+        try:
+            for line in encode_metrics(metrics_data, self._ctx):
+                self._writer.put("metrics", line)
+        except BaseException as exc:  # noqa: BLE001
+            internal_error("metric.encode", exc)
+        return MetricExportResult.SUCCESS
+
+    def force_flush(self, timeout_millis: float = 10_000) -> bool:
+        return True
+
+    def shutdown(self, timeout_millis: float = 30_000, **kwargs: Any) -> None:
+        """Nothing to release."""
+
+
+class CaptureHandler(LoggingHandler):
+    """The OpenTelemetry logging handler, plus Python's "last resort" behaviour.
+
+    With no handler configured, Python prints WARNING and above to stderr (logging.lastResort). Our handler on
+    the root logger would silence that, changing the app's stderr; so when ours is the only handler on the
+    record's path, we call the last resort ourselves.
+    """
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            super().emit(record)
+        except BaseException as exc:  # noqa: BLE001
+            internal_error("log.capture", exc)
+        if _only_us(self, record) and logging.lastResort is not None:
+            if record.levelno >= logging.lastResort.level:
+                logging.lastResort.handle(record)
+
+
+def _only_us(ours: logging.Handler, record: logging.LogRecord) -> bool:
+    logger: logging.Logger | None = logging.getLogger(record.name)
+    while logger is not None:
+        if any(handler is not ours for handler in logger.handlers):
+            return False
+        logger = logger.parent if logger.propagate else None
+    return True
+
+
+class Providers:
+    """The three SDK providers of this process, built once."""
+
+    def __init__(self, writer: SpoolWriter, ctx: RecordContext) -> None:
+        resource = Resource.create(ctx.resource())
+        ctx.set_resource(resource.attributes)
+        self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
+        self.tracer_provider.add_span_processor(SpoolSpanProcessor(writer, ctx))
+        trace.set_tracer_provider(self.tracer_provider)
+
+        self.logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
+        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(SpoolLogExporter(writer, ctx)))
+        set_logger_provider(self.logger_provider)
+        self.log_handler = CaptureHandler(logger_provider=self.logger_provider)
+        logging.getLogger().addHandler(self.log_handler)
+        _overwrite_logging_config_fns(self.log_handler)
+
+        reader = PeriodicExportingMetricReader(
+            SpoolMetricExporter(writer, ctx), export_interval_millis=METRIC_INTERVAL_MS
+        )
+        self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
+        metrics.set_meter_provider(self.meter_provider)
+
+    def shutdown(self, timeout_s: float) -> None:
+        """Final metric collection and provider shutdown, bounded by `timeout_s`."""
+        worker = threading.Thread(target=self._shutdown, name="obsdash-providers-shutdown", daemon=True)
+        worker.start()
+        worker.join(timeout_s)
+
+    def _shutdown(self) -> None:
+        for step in (self.meter_provider.shutdown, self.tracer_provider.shutdown, self.logger_provider.shutdown):
+            try:
+                step()
+            except BaseException as exc:  # noqa: BLE001
+                internal_error("providers.shutdown", exc)

@@ -1,0 +1,157 @@
+"""The spool writer: encoded records in, segment files out.
+
+Records wait in memory (bounded) and a daemon thread writes them every `delay_s` as one segment per kind:
+`DIR/spool/<kind>-<time_ns>-<pid>-<seq>.jsonl`, written to a hidden temporary file and renamed into place, so a
+reader never sees half a segment. JSON lines were measured at 16 µs/span against 49–51 µs for OTLP encoding, and
+kept up with bursts where the OTLP path dropped half (docs/architecture.md).
+
+Never raises into the app: a write that fails (spool deleted, unwritable, disk full) drops the batch and counts it
+by reason; a full buffer drops the new record and counts it.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+from obsdash_instrumenters.safety import internal_error
+
+KINDS = ("spans", "logs", "metrics", "runs")
+SEGMENT_SUFFIX = ".jsonl"
+
+
+class SpoolWriter:
+    """Buffers encoded JSON lines per kind and writes them as segment files."""
+
+    def __init__(self, spool_dir: str, delay_s: float, max_queued: int) -> None:
+        self.spool_dir = spool_dir
+        self.delay_s = delay_s
+        self.max_queued = max_queued
+        self.dropped: dict[str, int] = {}
+        self.written: dict[str, int] = {}
+        self._reset_state()
+
+    def _reset_state(self) -> None:
+        self._lock = threading.Lock()
+        self._buffers: dict[str, list[bytes]] = {kind: [] for kind in KINDS}
+        self._queued = 0
+        self._seq = 0
+        self._pid = os.getpid()
+        self._thread: threading.Thread | None = None
+        self._stop = threading.Event()
+        self._closed = False
+
+    # -- called from the app's threads -------------------------------------------------------------
+    def put(self, kind: str, line: bytes) -> None:
+        """Queue one encoded record (a JSON object without trailing newline)."""
+        if self._closed:
+            self._count(self.dropped, "after_close", 1)
+            return
+        with self._lock:
+            if self._queued >= self.max_queued:
+                self.dropped["queue_full"] = self.dropped.get("queue_full", 0) + 1
+                return
+            self._buffers[kind].append(line)
+            self._queued += 1
+        if self._thread is None:
+            self._start_thread()
+
+    def _start_thread(self) -> None:
+        with self._lock:
+            if self._thread is not None:
+                return
+            self._thread = threading.Thread(target=self._run, name="obsdash-spool", daemon=True)
+            self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.delay_s):
+            self.flush()
+
+    # -- writing -------------------------------------------------------------------------------------
+    def flush(self) -> None:
+        """Write everything queued so far, one segment per kind."""
+        try:
+            with self._lock:
+                batches = {kind: lines for kind, lines in self._buffers.items() if lines}
+                self._buffers = {kind: [] for kind in KINDS}
+                self._queued = 0
+            for kind, lines in batches.items():
+                self._write_segment(kind, lines)
+        except BaseException as exc:  # noqa: BLE001
+            internal_error("spool.flush", exc)
+
+    def _next_name(self, kind: str) -> str:
+        self._seq += 1
+        return f"{kind}-{time.time_ns():020d}-{self._pid}-{self._seq:06d}{SEGMENT_SUFFIX}"
+
+    def _write_segment(self, kind: str, lines: list[bytes]) -> None:
+        name = self._next_name(kind)
+        data = b"\n".join(lines) + b"\n"
+        for attempt in range(2):
+            try:
+                _write_atomically(self.spool_dir, name, data)
+                self._count(self.written, kind, len(lines))
+                return
+            except OSError as exc:
+                if attempt == 0 and _recreate_dir(self.spool_dir):
+                    continue
+                reason = "disk_full" if getattr(exc, "errno", None) == 28 else "spool_write_error"
+                self._count(self.dropped, reason, len(lines))
+                return
+
+    @staticmethod
+    def _count(counter: dict[str, int], key: str, n: int) -> None:
+        counter[key] = counter.get(key, 0) + n
+
+    # -- lifecycle -----------------------------------------------------------------------------------
+    def close(self, timeout_s: float) -> None:
+        """Stop the thread and write what is left, giving up after `timeout_s` (R4)."""
+        if self._closed:
+            return
+        self._stop.set()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout_s / 2)
+        final = threading.Thread(target=self.flush, name="obsdash-final-flush", daemon=True)
+        final.start()
+        final.join(timeout_s / 2)
+        self._closed = True
+
+    def after_fork_in_child(self) -> None:
+        """A forked child starts empty: the parent's queued records are the parent's to write."""
+        self._reset_state()
+        self.dropped = {}
+        self.written = {}
+
+
+def _write_atomically(spool_dir: str, name: str, data: bytes) -> None:
+    tmp = os.path.join(spool_dir, f".{name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        view = memoryview(data)
+        while view:
+            written = os.write(fd, view)
+            view = view[written:]
+    except BaseException:
+        os.close(fd)
+        _remove_quietly(tmp)
+        raise
+    os.close(fd)
+    os.rename(tmp, os.path.join(spool_dir, name))
+
+
+def _recreate_dir(path: str) -> bool:
+    """Recreate the spool if someone deleted it; True when it now exists."""
+    try:
+        os.makedirs(path, mode=0o700, exist_ok=True)
+        return True
+    except OSError:
+        return False
+
+
+def _remove_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass

@@ -1,0 +1,5 @@
+"""`python -m obsdash` runs the CLI."""
+
+from obsdash.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,104 @@
+"""The `obsdash` command line: wrap, query, ingest (and the dashboard when it lands).
+
+Every error a user can cause ends as one line on stderr and a non-zero status; no traceback reaches a user.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from typing import NoReturn
+
+from obsdash import __version__
+from obsdash.datadir import resolve
+from obsdash.errors import ObsdashError
+
+EXIT_USAGE = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line."""
+
+    def error(self, message: str) -> NoReturn:
+        sys.stderr.write(f"obsdash: {message} (see `{self.prog} --help`)\n")
+        raise SystemExit(EXIT_USAGE)
+
+
+def _data_dir_option() -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    parent.add_argument(
+        "--data-dir", metavar="DIR", help="where the store lives (default: $OBSDASH_DIR or ./.obsdash)"
+    )
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The full command-line grammar."""
+    common = _data_dir_option()
+    parser = _Parser(prog="obsdash", description="See inside a Python app that was never instrumented.")
+    parser.add_argument("--version", action="version", version=f"obsdash {__version__}")
+    commands = parser.add_subparsers(dest="command", parser_class=_Parser)
+
+    wrap = commands.add_parser("wrap", parents=[common], help="run COMMAND with telemetry captured")
+    wrap.add_argument("--service-name", metavar="NAME", help="service.name (default: from the command)")
+    wrap.add_argument("cmd", nargs=argparse.REMAINDER, metavar="[--] COMMAND [ARGS...]")
+
+    query = commands.add_parser("query", parents=[common], help="run read-only SQL over the store")
+    query.add_argument("sql", help="one SELECT / WITH / DESCRIBE / SHOW / EXPLAIN statement")
+    query.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    query.add_argument("--max-rows", type=int, default=10_000, metavar="N", help="cap on rows returned")
+
+    commands.add_parser("ingest", parents=[common], help="bring the store up to date with the spool and exit")
+    return parser
+
+
+def _run_wrap(args: argparse.Namespace) -> int:
+    from obsdash.wrap import wrap
+
+    command = list(args.cmd)
+    if command and command[0] == "--":
+        command = command[1:]
+    wrap(resolve(args.data_dir), command, args.service_name)
+
+
+def _run_query(args: argparse.Namespace) -> int:
+    from obsdash.hub.client import open_store
+    from obsdash.output import FORMATTERS
+
+    store = open_store(resolve(args.data_dir))
+    result = store.query(args.sql, max_rows=max(1, args.max_rows))
+    print(FORMATTERS[args.format](result))
+    if result.truncated:
+        sys.stderr.write(f"obsdash: result cut at {args.max_rows} rows (use --max-rows to change)\n")
+    return 0
+
+
+def _run_ingest(args: argparse.Namespace) -> int:
+    from obsdash.hub.client import open_store
+
+    store = open_store(resolve(args.data_dir))
+    report = store.sync()
+    records = ", ".join(f"{n} {kind}" for kind, n in sorted(report.get("records", {}).items())) or "nothing new"
+    bad = report.get("bad", 0)
+    print(f"ingested {report.get('segments', 0)} segments: {records}" + (f"; {bad} bad lines skipped" if bad else ""))
+    return 0
+
+
+HANDLERS = {"wrap": _run_wrap, "query": _run_query, "ingest": _run_ingest}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the `obsdash` console script."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        return HANDLERS[args.command](args)
+    except ObsdashError as exc:
+        sys.stderr.write(exc.one_line() + "\n")
+        return exc.status
+    except KeyboardInterrupt:
+        return 130

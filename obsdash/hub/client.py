@@ -1,0 +1,190 @@
+"""Reaching the store: join the running hub over its socket, or become the hub.
+
+Election uses an exclusive `flock` on `DIR/hub.lock`: the kernel releases it when the host dies, even by kill -9,
+so a dead hub never blocks the next one. A client whose hub went away runs the election again and carries on
+(the spool keeps everything meanwhile).
+"""
+
+from __future__ import annotations
+
+import atexit
+import fcntl
+import os
+import socket
+import time
+from typing import Any, Protocol
+
+from obsdash.datadir import DataDir, prepare
+from obsdash.errors import ObsdashError, StoreError
+from obsdash.hub import protocol
+from obsdash.hub.server import DEFAULT_MAX_ROWS, DEFAULT_QUERY_TIMEOUT_S, Hub
+from obsdash.store.results import QueryResult
+
+CONNECT_TIMEOUT_S = 15.0
+
+
+class StoreBackend(Protocol):
+    """What readers need from the store, wherever the hub is."""
+
+    def query(
+        self, sql: str, params: list[Any] | None, max_rows: int, timeout_s: float, sync: bool
+    ) -> QueryResult: ...
+
+    def sync(self) -> dict[str, Any]: ...
+
+    def stats(self) -> dict[str, Any]: ...
+
+    def close(self) -> None: ...
+
+
+class LocalBackend:
+    """This process hosts the hub."""
+
+    is_host = True
+
+    def __init__(self, hub: Hub) -> None:
+        self.hub = hub
+
+    def query(self, sql: str, params: list[Any] | None, max_rows: int, timeout_s: float, sync: bool) -> QueryResult:
+        return self.hub.query(sql, params, max_rows, timeout_s, sync)
+
+    def sync(self) -> dict[str, Any]:
+        report = self.hub.sync()
+        return {"segments": report.segments, "records": report.records, "bad": report.bad_lines}
+
+    def stats(self) -> dict[str, Any]:
+        return self.hub.stats()
+
+    def close(self) -> None:
+        self.hub.close()
+
+
+class RemoteBackend:
+    """Another process hosts the hub; we talk to it over its socket."""
+
+    is_host = False
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+
+    def _call(self, request: dict[str, Any]) -> dict[str, Any]:
+        protocol.send(self._sock, request)
+        reply = protocol.receive(self._sock)
+        if not reply.get("ok"):
+            raise ObsdashError(str(reply.get("error")), reply.get("hint"), int(reply.get("status", 2)))
+        return reply
+
+    def query(self, sql: str, params: list[Any] | None, max_rows: int, timeout_s: float, sync: bool) -> QueryResult:
+        request = {"op": "query", "sql": sql, "params": params, "max_rows": max_rows, "timeout_s": timeout_s}
+        request["sync"] = sync
+        return QueryResult.from_wire(self._call(request)["result"])
+
+    def sync(self) -> dict[str, Any]:
+        return self._call({"op": "sync"})
+
+    def stats(self) -> dict[str, Any]:
+        return self._call({"op": "stats"})
+
+    def close(self) -> None:
+        self._sock.close()
+
+
+class Store:
+    """The store as readers see it: queries and sync, surviving the hub's host going away."""
+
+    def __init__(self, data_dir: DataDir) -> None:
+        self.data_dir = data_dir
+        self._backend: LocalBackend | RemoteBackend = _elect(data_dir)
+
+    @property
+    def is_host(self) -> bool:
+        """True when this process hosts the hub."""
+        return self._backend.is_host
+
+    def _retrying(self, call: Any) -> Any:
+        try:
+            return call(self._backend)
+        except (ConnectionError, OSError):
+            self._backend.close()
+            self._backend = _elect(self.data_dir)  # the host went away: join the next or become it
+            return call(self._backend)
+
+    def query(
+        self,
+        sql: str,
+        params: list[Any] | None = None,
+        max_rows: int = DEFAULT_MAX_ROWS,
+        timeout_s: float = DEFAULT_QUERY_TIMEOUT_S,
+        sync: bool = True,
+    ) -> QueryResult:
+        """Run read-only SQL (after bringing the store up to date, unless sync=False)."""
+        return self._retrying(lambda b: b.query(sql, params, max_rows, timeout_s, sync))  # type: ignore[no-any-return]
+
+    def sync(self) -> dict[str, Any]:
+        """Ingest whatever the spool holds now."""
+        return self._retrying(lambda b: b.sync())  # type: ignore[no-any-return]
+
+    def stats(self) -> dict[str, Any]:
+        """The hub's own figures (pid, watermark)."""
+        return self._retrying(lambda b: b.stats())  # type: ignore[no-any-return]
+
+    def close(self) -> None:
+        """Leave the hub (or stop hosting it)."""
+        self._backend.close()
+
+
+def open_store(data_dir: DataDir) -> Store:
+    """Join or host the hub of `data_dir`, creating the directory if needed."""
+    return Store(prepare(data_dir))
+
+
+def _elect(data_dir: DataDir) -> LocalBackend | RemoteBackend:
+    deadline = time.monotonic() + CONNECT_TIMEOUT_S
+    while True:
+        sock = _try_connect(data_dir)
+        if sock is not None:
+            return RemoteBackend(sock)
+        lock_fd = _try_lock(data_dir)
+        if lock_fd is not None:
+            return _host(data_dir, lock_fd)
+        if time.monotonic() > deadline:
+            raise StoreError(
+                f"another obsdash process holds {data_dir.root} but does not answer",
+                hint=f"check `fuser {data_dir.lock}`",
+            )
+        time.sleep(0.05)
+
+
+def _host(data_dir: DataDir, lock_fd: int) -> LocalBackend:
+    try:
+        hub = Hub(data_dir, lock_fd)
+    except BaseException:
+        os.close(lock_fd)
+        raise
+    hub.start()
+    atexit.register(hub.close)
+    return LocalBackend(hub)
+
+
+def _try_connect(data_dir: DataDir) -> socket.socket | None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        sock.connect(str(data_dir.socket))
+        protocol.send(sock, {"op": "hello"})
+        reply = protocol.receive(sock)
+        if reply.get("ok"):
+            return sock
+    except (OSError, ConnectionError, ValueError):
+        pass
+    sock.close()
+    return None
+
+
+def _try_lock(data_dir: DataDir) -> int | None:
+    fd = os.open(data_dir.lock, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return None
+    return fd

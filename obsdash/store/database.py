@@ -1,0 +1,98 @@
+"""Opening `telemetry.duckdb` read-write, locked down, for the hub (the only process that opens it).
+
+The database is opened with external access disabled except for the data directory, and the configuration
+locked, so no query can read other files, attach databases, or install and load extensions (S5). A database file
+that is not a valid DuckDB file is moved aside and rebuilt from the spool segments still on disk (R6); a store
+written by a newer obsdash or DuckDB is refused with a clear message and left untouched.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from obsdash.datadir import DataDir
+from obsdash.errors import StoreError
+from obsdash.store import schema
+
+log = logging.getLogger(__name__)
+
+_CORRUPT_SIGNS = ("not a valid duckdb database", "corrupt", "checksum", "invalid block", "failed to read database header")
+_NEWER_SIGNS = ("version number", "newer version", "storage version")
+
+
+def open_database(data_dir: DataDir) -> Any:
+    """The hub's read-write connection, with the schema created or upgraded."""
+    try:
+        conn = _connect(data_dir)
+    except duckdb.Error as exc:
+        text = str(exc).lower()
+        if "lock" in text:
+            raise StoreError(
+                f"{data_dir.database} is held by another program (not an obsdash hub)",
+                hint="close it (a duckdb shell?) and try again",
+            ) from None
+        if any(sign in text for sign in _NEWER_SIGNS):
+            raise StoreError(f"{data_dir.database} was written by a newer DuckDB", hint="upgrade obsdash") from None
+        if any(sign in text for sign in _CORRUPT_SIGNS):
+            _move_aside_for_rebuild(data_dir, exc)
+            conn = _connect(data_dir)
+        else:
+            raise StoreError(f"cannot open {data_dir.database}: {str(exc).splitlines()[0]}") from None
+    try:
+        schema.create(conn)
+    except BaseException:
+        conn.close()
+        raise
+    _make_private(data_dir.database)
+    return conn
+
+
+def _connect(data_dir: DataDir) -> Any:
+    old_umask = os.umask(0o077)
+    try:
+        conn = duckdb.connect(
+            str(data_dir.database),
+            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+        )
+    finally:
+        os.umask(old_umask)
+    allowed = str(data_dir.root) + os.sep
+    conn.execute("SET allowed_directories = [?]", [allowed])
+    conn.execute("SET enable_external_access = false")
+    conn.execute("SET lock_configuration = true")
+    return conn
+
+
+def _make_private(path: Path) -> None:
+    for candidate in (path, path.with_name(path.name + ".wal")):
+        try:
+            candidate.chmod(0o600)
+        except FileNotFoundError:
+            pass
+
+
+def _move_aside_for_rebuild(data_dir: DataDir, exc: BaseException) -> None:
+    """Keep the damaged file for inspection and queue every archived segment for ingest again."""
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    aside = data_dir.database.with_name(f"{data_dir.database.name}.corrupt-{stamp}")
+    os.replace(data_dir.database, aside)
+    wal = data_dir.database.with_name(data_dir.database.name + ".wal")
+    if wal.exists():
+        os.replace(wal, aside.with_name(aside.name + ".wal"))
+    requeued = 0
+    for segment in data_dir.ingested.glob("*.jsonl"):
+        os.replace(segment, data_dir.spool / segment.name)
+        requeued += 1
+    log.warning(
+        "obsdash: %s was damaged (%s); moved it to %s and rebuilding from %d spool segments",
+        data_dir.database,
+        str(exc).splitlines()[0],
+        aside,
+        requeued,
+    )

@@ -1,0 +1,253 @@
+"""Bring the store up to date with the spool: each segment ingested exactly once.
+
+A batch of segments of one kind is read by DuckDB's `read_json` with an explicit schema (measured ~700k spans/s;
+`executemany` manages 1,340/s) into a temporary table, copied into the tables with hot attributes extracted, and
+the segment names are recorded in `ingested_segments` in the same transaction. Only after the commit are the files
+moved to `spool/ingested/`; a crash between the two is repaired on the next pass by the recorded names. So a
+killed hub loses nothing and ingests nothing twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from obsdash.store.segments import Segment, list_segments, salvage
+
+log = logging.getLogger(__name__)
+
+MAX_FILES_PER_BATCH = 500
+
+_COMMON = "service_name: 'VARCHAR', run_id: 'VARCHAR', pid: 'BIGINT', resource: 'JSON'"
+READ_COLUMNS = {
+    "spans": (
+        "{trace_id: 'VARCHAR', span_id: 'VARCHAR', parent_span_id: 'VARCHAR', parent_remote: 'BOOLEAN', "
+        "name: 'VARCHAR', kind: 'VARCHAR', start_ns: 'BIGINT', end_ns: 'BIGINT', status_code: 'VARCHAR', "
+        "status_message: 'VARCHAR', attributes: 'JSON', "
+        "events: 'STRUCT(name VARCHAR, time_ns BIGINT, attributes JSON)[]', scope: 'VARCHAR', " + _COMMON + "}"
+    ),
+    "logs": (
+        "{time_ns: 'BIGINT', severity_text: 'VARCHAR', severity_number: 'INTEGER', body: 'VARCHAR', "
+        "trace_id: 'VARCHAR', span_id: 'VARCHAR', attributes: 'JSON', scope: 'VARCHAR', " + _COMMON + "}"
+    ),
+    "metrics": (
+        "{time_ns: 'BIGINT', start_ns: 'BIGINT', name: 'VARCHAR', unit: 'VARCHAR', kind: 'VARCHAR', "
+        "value: 'DOUBLE', count: 'BIGINT', sum: 'DOUBLE', min: 'DOUBLE', max: 'DOUBLE', bucket_counts: 'JSON', "
+        "explicit_bounds: 'JSON', attributes: 'JSON', " + _COMMON + "}"
+    ),
+    "runs": (
+        "{event: 'VARCHAR', time_ns: 'BIGINT', run_id: 'VARCHAR', pid: 'BIGINT', service_name: 'VARCHAR', "
+        "host: 'VARCHAR', root: 'BOOLEAN', parent_pid: 'BIGINT', command: 'VARCHAR', exit_code: 'INTEGER', "
+        "argv: 'JSON', startup_ms: 'DOUBLE', duration_ms: 'DOUBLE', instrumentation: 'JSON', "
+        "instrumentation_ms: 'JSON', dropped: 'JSON', written: 'JSON', internal_errors: 'JSON'}"
+    ),
+}
+# Rows the fast path loaded but that lack what a record of the kind needs: counted as bad lines.
+INVALID_ROW = {
+    "spans": "trace_id IS NULL OR span_id IS NULL OR name IS NULL OR start_ns IS NULL OR end_ns IS NULL",
+    "logs": "time_ns IS NULL",
+    "metrics": "time_ns IS NULL OR name IS NULL",
+    "runs": "event IS NULL OR time_ns IS NULL OR run_id IS NULL",
+}
+
+
+def _attr(name: str) -> str:
+    return f"attributes->>'$.\"{name}\"'"
+
+
+def _first_attr(*names: str) -> str:
+    return "coalesce(" + ", ".join(_attr(n) for n in names) + ")"
+
+
+def _ts(column: str) -> str:
+    return f"make_timestamp({column} // 1000)"
+
+
+def _exception_columns(attributes: str) -> str:
+    keys = ("exception.type", "exception.message", "exception.stacktrace", "obsdash.exception.location")
+    return ", ".join(f"{attributes}->>'$.\"{key}\"'" for key in keys)
+
+
+INSERTS = {
+    "spans": [
+        f"""INSERT INTO spans SELECT trace_id, span_id, parent_span_id, name, kind, service_name,
+            {_ts("start_ns")}, {_ts("end_ns")}, (end_ns - start_ns) / 1e6, status_code, status_message,
+            coalesce(attributes, '{{}}'), resource, scope, run_id, pid,
+            parent_span_id IS NULL OR coalesce(parent_remote, false),
+            {_attr("http.route")}, {_first_attr("http.request.method", "http.method")},
+            TRY_CAST({_first_attr("http.response.status_code", "http.status_code")} AS INTEGER),
+            {_first_attr("db.system.name", "db.system")}, {_first_attr("db.query.text", "db.statement")},
+            {_first_attr("server.address", "net.peer.name")},
+            {_first_attr("gen_ai.provider.name", "gen_ai.system")},
+            {_first_attr("gen_ai.response.model", "gen_ai.request.model")}, {_attr("gen_ai.operation.name")},
+            TRY_CAST({_first_attr("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
+                                  "llm.token_count.prompt")} AS BIGINT),
+            TRY_CAST({_first_attr("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
+                                  "llm.token_count.completion")} AS BIGINT),
+            TRY_CAST({_first_attr("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
+                                  "llm.token_count.prompt_details.cache_read")} AS BIGINT),
+            TRY_CAST({_first_attr("gen_ai.usage.cache_creation.input_tokens",
+                                  "gen_ai.usage.cache_creation_input_tokens",
+                                  "llm.token_count.prompt_details.cache_write")} AS BIGINT)
+        FROM _batch""",
+        f"""INSERT INTO span_events SELECT {_ts("ev.time_ns")}, trace_id, span_id, ev.name,
+            coalesce(ev.attributes, '{{}}'), service_name, run_id, {_exception_columns("ev.attributes")}
+        FROM (SELECT trace_id, span_id, service_name, run_id, unnest(events) AS ev
+              FROM _batch WHERE len(events) > 0)""",
+    ],
+    "logs": [
+        f"""INSERT INTO logs SELECT {_ts("time_ns")}, severity_text, severity_number, body, trace_id, span_id,
+            service_name, coalesce(attributes, '{{}}'), resource, scope, run_id, pid,
+            {_exception_columns("attributes")}
+        FROM _batch"""
+    ],
+    "metrics": [
+        f"""INSERT INTO metric_points SELECT {_ts("time_ns")}, {_ts("start_ns")}, name, unit, kind, value,
+            count, sum, min, max, bucket_counts, explicit_bounds, coalesce(attributes, '{{}}'),
+            service_name, run_id, pid
+        FROM _batch"""
+    ],
+    "runs": [
+        f"""INSERT INTO run_events SELECT {_ts("time_ns")}, event, run_id, pid, service_name, host, root,
+            parent_pid, command, exit_code,
+            json_object('argv', argv, 'startup_ms', startup_ms, 'duration_ms', duration_ms,
+                        'instrumentation', instrumentation, 'instrumentation_ms', instrumentation_ms,
+                        'dropped', dropped, 'written', written, 'internal_errors', internal_errors)
+        FROM _batch"""
+    ],
+}
+
+
+@dataclass
+class IngestReport:
+    """What one pass of ingest did."""
+
+    segments: int = 0
+    records: dict[str, int] = field(default_factory=dict)
+    bad_lines: int = 0
+
+    def add(self, kind: str, records: int, bad: int) -> None:
+        self.records[kind] = self.records.get(kind, 0) + records
+        self.bad_lines += bad
+
+
+class Ingester:
+    """Moves spool segments into the store; used only by the hub, under its write lock."""
+
+    def __init__(self, conn: Any, spool: Path, ingested: Path) -> None:
+        self.conn = conn
+        self.spool = spool
+        self.ingested_dir = ingested
+        rows = conn.execute("SELECT name FROM ingested_segments").fetchall()
+        self.known: set[str] = {row[0] for row in rows}
+
+    def run(self) -> IngestReport:
+        """Ingest every segment now in the spool."""
+        report = IngestReport()
+        pending: dict[str, list[Segment]] = {}
+        for segment in list_segments(self.spool):
+            if segment.name in self.known:
+                self._archive([segment])  # committed before a crash, not yet moved
+            else:
+                pending.setdefault(segment.kind, []).append(segment)
+        for kind, segments in pending.items():
+            for start in range(0, len(segments), MAX_FILES_PER_BATCH):
+                self._ingest_batch(kind, segments[start : start + MAX_FILES_PER_BATCH], report)
+        return report
+
+    def _ingest_batch(self, kind: str, segments: list[Segment], report: IngestReport) -> None:
+        try:
+            counts = self._load(kind, [str(s.path) for s in segments], {s.name: s.name for s in segments})
+        except Exception as exc:  # noqa: BLE001 - one bad segment must not block the batch
+            log.debug("fast ingest of %d %s segments failed (%s); salvaging one by one", len(segments), kind, exc)
+            for segment in segments:
+                self._ingest_damaged(segment, report)
+            return
+        self._finish(segments, counts, report)
+
+    def _ingest_damaged(self, segment: Segment, report: IngestReport) -> None:
+        try:
+            good, bad = salvage(segment)
+        except FileNotFoundError:
+            return
+        counts: dict[str, tuple[int, int]] = {segment.name: (0, bad)}
+        if good:
+            fd, tmp = tempfile.mkstemp(prefix=".salvaged-", suffix=".jsonl", dir=self.spool)
+            try:
+                with os.fdopen(fd, "wb") as handle:
+                    handle.write(b"\n".join(good) + b"\n")
+                loaded = self._load(segment.kind, [tmp], {Path(tmp).name: segment.name}, extra_bad=bad)
+                counts = loaded or counts
+            except Exception as exc:  # noqa: BLE001
+                log.debug("salvaged lines of %s still failed: %s", segment.name, exc)
+                counts = {segment.name: (0, bad + len(good))}
+                self._record_only(segment, kind=segment.kind, bad=bad + len(good))
+            finally:
+                Path(tmp).unlink(missing_ok=True)
+        else:
+            self._record_only(segment, kind=segment.kind, bad=bad)
+        self._finish([segment], counts, report)
+
+    def _record_only(self, segment: Segment, kind: str, bad: int) -> None:
+        self.conn.execute(
+            "INSERT OR IGNORE INTO ingested_segments VALUES (?, ?, now(), 0, ?)", [segment.name, kind, bad]
+        )
+
+    def _load(
+        self, kind: str, files: list[str], names: dict[str, str], extra_bad: int = 0
+    ) -> dict[str, tuple[int, int]]:
+        """One transaction: read the files, insert their rows, record their names. Returns name → (rows, bad)."""
+        conn = self.conn
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(
+                f"CREATE OR REPLACE TEMP TABLE _batch AS SELECT * FROM read_json(?, format='newline_delimited', "
+                f"columns={READ_COLUMNS[kind]}, filename=true, maximum_object_size=67108864)",
+                [files],
+            )
+            bad_rows = dict(
+                conn.execute(f"SELECT filename, count(*) FROM _batch WHERE {INVALID_ROW[kind]} GROUP BY 1").fetchall()
+            )
+            if bad_rows:
+                conn.execute(f"DELETE FROM _batch WHERE {INVALID_ROW[kind]}")
+            good_rows = dict(conn.execute("SELECT filename, count(*) FROM _batch GROUP BY 1").fetchall())
+            for statement in INSERTS[kind]:
+                conn.execute(statement)
+            counts = {}
+            for file in files:
+                base = Path(file).name
+                counts[names[base]] = (good_rows.get(file, 0), bad_rows.get(file, 0) + extra_bad)
+            conn.executemany(
+                "INSERT INTO ingested_segments VALUES (?, ?, now(), ?, ?)",
+                [[name, kind, rows, bad] for name, (rows, bad) in counts.items()],
+            )
+            conn.execute("DROP TABLE _batch")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return counts
+
+    def _finish(self, segments: Iterable[Segment], counts: dict[str, tuple[int, int]], report: IngestReport) -> None:
+        done = list(segments)
+        for segment in done:
+            rows, bad = counts.get(segment.name, (0, 0))
+            report.segments += 1
+            report.add(segment.kind, rows, bad)
+            self.known.add(segment.name)
+        self._archive(done)
+
+    def _archive(self, segments: Iterable[Segment]) -> None:
+        """Move ingested segments out of the way; they stay on disk so a corrupt store can be rebuilt."""
+        for segment in segments:
+            try:
+                os.replace(segment.path, self.ingested_dir / segment.name)
+            except FileNotFoundError:
+                pass
+            except OSError as exc:
+                log.warning("cannot move %s to %s: %s", segment.path, self.ingested_dir, exc)

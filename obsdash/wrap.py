@@ -1,0 +1,96 @@
+"""`obsdash wrap`: run a command with obsdash injected, as that command (same pid, signals, stdio, status).
+
+Injection is a folder holding only a `sitecustomize.py`, put first on PYTHONPATH, and settings in OBSDASH_*
+variables; then this process replaces itself with the command (`os.execve`), as `opentelemetry-instrument` does.
+Every Python process the command starts inherits the environment, so workers and subprocesses are covered too.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import shlex
+import shutil
+import time
+from pathlib import Path
+from typing import NoReturn
+
+from obsdash.datadir import DataDir, prepare
+from obsdash.errors import ObsdashError
+
+
+def sitecustomize_dir() -> Path:
+    """The folder holding obsdash's sitecustomize.py (found without importing the in-app package)."""
+    spec = importlib.util.find_spec("obsdash_instrumenters")
+    if spec is None or not spec.submodule_search_locations:
+        raise ObsdashError("obsdash is not installed completely (obsdash_instrumenters is missing)",
+                           hint="reinstall obsdash")
+    return Path(next(iter(spec.submodule_search_locations))) / "_sitecustomize"
+
+
+def derive_service_name(command: list[str]) -> str:
+    """`python app.py` → app, `python -m pkg.mod` → pkg.mod, `gunicorn ...` → gunicorn."""
+    program = os.path.basename(command[0])
+    if not program.startswith("python"):
+        return program
+    args = command[1:]
+    while args:
+        arg = args.pop(0)
+        if arg == "-m" and args:
+            return args[0]
+        if arg == "-c":
+            return "python"
+        if arg.startswith("-"):
+            continue
+        return Path(arg).stem if arg.endswith(".py") else Path(arg).name
+    return "python"
+
+
+def new_run_id() -> str:
+    """A sortable, readable run id: start time plus 4 random hex digits."""
+    return time.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
+
+
+def build_environment(
+    base: dict[str, str], data_dir: DataDir, command: list[str], service_name: str | None, run_id: str
+) -> dict[str, str]:
+    """The command's environment: ours added, the user's kept."""
+    env = dict(base)
+    inject = str(sitecustomize_dir())
+    previous = env.get("PYTHONPATH")
+    env["PYTHONPATH"] = inject + (os.pathsep + previous if previous else "")
+    env["OBSDASH_DIR"] = str(data_dir.root)
+    env["OBSDASH_RUN_ID"] = run_id
+    env["OBSDASH_ROOT_PID"] = str(os.getpid())  # exec keeps the pid
+    env["OBSDASH_COMMAND"] = shlex.join(command)
+    env["OBSDASH_SERVICE_NAME"] = service_name or base.get("OTEL_SERVICE_NAME") or derive_service_name(command)
+    # The stock OpenTelemetry distro defaults logs to OTLP/gRPC and fails when it is absent; say "none" unless
+    # the user chose an exporter.
+    for signal in ("TRACES", "METRICS", "LOGS"):
+        env.setdefault(f"OTEL_{signal}_EXPORTER", "none")
+    return env
+
+
+def resolve_program(program: str) -> str:
+    """The executable to run, or one clear error."""
+    if os.sep in program:
+        if os.path.isfile(program) and os.access(program, os.X_OK):
+            return program
+        raise ObsdashError(f"cannot run {program}: not an executable file")
+    found = shutil.which(program)
+    if found is None:
+        raise ObsdashError(f"command not found: {program}", hint="check the name and your PATH")
+    return found
+
+
+def wrap(data_dir: DataDir, command: list[str], service_name: str | None = None) -> NoReturn:
+    """Replace this process with `command`, instrumented."""
+    if not command:
+        raise ObsdashError("nothing to run", hint="usage: obsdash wrap [--data-dir DIR] [--] COMMAND [ARGS...]")
+    executable = resolve_program(command[0])
+    prepare(data_dir)
+    env = build_environment(dict(os.environ), data_dir, command, service_name, new_run_id())
+    try:
+        os.execve(executable, command, env)
+    except OSError as exc:
+        raise ObsdashError(f"cannot run {command[0]}: {exc.strerror or exc}") from None
