@@ -69,6 +69,10 @@ def _instrument(item: Instrumentation, before_first: Callable[[], None]) -> None
             status[item.name] = f"skipped: {conflict}"
             return
         instrumentor.instrument(skip_dep_check=True)
+        if item.name == "sqlite3":
+            from obsdash_instrumenters.gaps import add_sqlite_shortcuts
+
+            add_sqlite_shortcuts()
         status[item.name] = "instrumented"
     except BaseException as exc:  # noqa: BLE001 - one failing instrumentor never stops the others or the app
         status[item.name] = f"failed: {type(exc).__name__}: {exc}"

@@ -69,6 +69,9 @@ class SpoolLogExporter(LogRecordExporter):
                 internal_error("log.encode", exc)
         return LogRecordExportResult.SUCCESS
 
+    def force_flush(self, timeout_millis: int = 30000) -> bool:
+        return True
+
     def shutdown(self) -> None:
         """Nothing to release."""
 
@@ -128,24 +131,41 @@ class Providers:
     """The three SDK providers of this process, built once."""
 
     def __init__(self, writer: SpoolWriter, ctx: RecordContext) -> None:
-        resource = Resource.create(ctx.resource())
-        ctx.set_resource(resource.attributes)
-        self.tracer_provider = TracerProvider(resource=resource, shutdown_on_exit=False)
-        self.tracer_provider.add_span_processor(SpoolSpanProcessor(writer, ctx))
-        trace.set_tracer_provider(self.tracer_provider)
+        self.resource = Resource.create(ctx.resource())
+        ctx.set_resource(self.resource.attributes)
+        self.tracer_provider: TracerProvider | None = None
+        self.logger_provider: LoggerProvider | None = None
+        self.meter_provider: MeterProvider | None = None
+        # Each signal on its own: a failure in one never takes the others down.
+        for build in (self._build_traces, self._build_logs, self._build_metrics):
+            try:
+                build(writer, ctx)
+            except BaseException as exc:  # noqa: BLE001
+                internal_error(f"providers.{build.__name__}", exc)
 
-        self.logger_provider = LoggerProvider(resource=resource, shutdown_on_exit=False)
-        self.logger_provider.add_log_record_processor(SimpleLogRecordProcessor(SpoolLogExporter(writer, ctx)))
-        set_logger_provider(self.logger_provider)
-        self.log_handler = CaptureHandler(logger_provider=self.logger_provider)
-        logging.getLogger().addHandler(self.log_handler)
-        _overwrite_logging_config_fns(self.log_handler)
+    def _build_traces(self, writer: SpoolWriter, ctx: RecordContext) -> None:
+        provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
+        provider.add_span_processor(SpoolSpanProcessor(writer, ctx))
+        trace.set_tracer_provider(provider)
+        self.tracer_provider = provider
 
+    def _build_logs(self, writer: SpoolWriter, ctx: RecordContext) -> None:
+        provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
+        provider.add_log_record_processor(SimpleLogRecordProcessor(SpoolLogExporter(writer, ctx)))
+        set_logger_provider(provider)
+        self.logger_provider = provider
+        handler = CaptureHandler(logger_provider=provider)
+        logging.getLogger().addHandler(handler)
+        # basicConfig() does nothing when the root logger has a handler: step aside while the app configures.
+        _overwrite_logging_config_fns(handler)
+
+    def _build_metrics(self, writer: SpoolWriter, ctx: RecordContext) -> None:
         reader = PeriodicExportingMetricReader(
             SpoolMetricExporter(writer, ctx), export_interval_millis=METRIC_INTERVAL_MS
         )
-        self.meter_provider = MeterProvider(resource=resource, metric_readers=[reader], shutdown_on_exit=False)
-        metrics.set_meter_provider(self.meter_provider)
+        provider = MeterProvider(resource=self.resource, metric_readers=[reader], shutdown_on_exit=False)
+        metrics.set_meter_provider(provider)
+        self.meter_provider = provider
 
     def shutdown(self, timeout_s: float) -> None:
         """Final metric collection and provider shutdown, bounded by `timeout_s`."""
@@ -154,8 +174,9 @@ class Providers:
         worker.join(timeout_s)
 
     def _shutdown(self) -> None:
-        for step in (self.meter_provider.shutdown, self.tracer_provider.shutdown, self.logger_provider.shutdown):
+        for provider in (self.meter_provider, self.tracer_provider, self.logger_provider):
             try:
-                step()
+                if provider is not None:
+                    provider.shutdown()
             except BaseException as exc:  # noqa: BLE001
                 internal_error("providers.shutdown", exc)

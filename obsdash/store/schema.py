@@ -52,7 +52,8 @@ CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 """
 
 # One row per exception: an exception recorded on several spans of a trace, or on a span and again by the
-# logging of the same request (Flask logs what it re-raises), counts once.
+# logging of the same request (Flask logs what it re-raises), counts once. Of its records, the span's with the
+# longest stack trace wins: the outermost span saw every frame, including the app's own.
 VIEWS = """
 CREATE OR REPLACE VIEW errors AS
 WITH raw AS (
@@ -63,17 +64,20 @@ WITH raw AS (
     SELECT time, trace_id, span_id, service_name, run_id, exception_type, exception_message,
            exception_stacktrace, exception_location, 1 AS source_rank
     FROM logs WHERE exception_type IS NOT NULL
+), typed AS (
+    -- spans name the class with its module (requests.exceptions.ConnectionError), logging without it
+    SELECT *, regexp_replace(exception_type, '^.*[.]', '') AS short_type FROM raw
 ), ranked AS (
     SELECT *, row_number() OVER (
-        PARTITION BY coalesce(trace_id, CAST(time AS VARCHAR) || coalesce(span_id, '')), exception_type
-        ORDER BY source_rank, time
+        PARTITION BY coalesce(trace_id, CAST(time AS VARCHAR) || coalesce(span_id, '')), short_type
+        ORDER BY source_rank, length(exception_stacktrace) DESC NULLS LAST, time
     ) AS n
-    FROM raw
+    FROM typed
 )
 SELECT e.time, e.trace_id, e.span_id, e.service_name, e.run_id, e.exception_type,
        e.exception_message AS message, e.exception_stacktrace AS stacktrace,
        e.exception_location AS location,
-       substr(md5(e.exception_type || '|' || coalesce(e.exception_location, '')), 1, 12) AS fingerprint,
+       substr(md5(e.short_type || '|' || coalesce(e.exception_location, '')), 1, 12) AS fingerprint,
        r.http_route AS route
 FROM ranked e
 LEFT JOIN spans r ON r.trace_id = e.trace_id AND r.is_root
