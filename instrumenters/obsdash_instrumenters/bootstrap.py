@@ -33,9 +33,9 @@ class _LazyProviders:
         self._failed = False
         self._building = False
 
-    def ensure(self) -> None:
+    def ensure(self, trigger: str | None = None) -> None:
         # Re-entered while building: the SDK's own imports (logging, ...) trigger import hooks.
-        if self.providers is not None or self._failed or self._building:
+        if self.providers is not None or self._failed or self._building or _otel_importing(trigger):
             return
         self._building = True
         try:
@@ -51,6 +51,16 @@ class _LazyProviders:
     def shutdown(self, timeout_s: float) -> None:
         if self.providers is not None:
             self.providers.shutdown(timeout_s)
+
+
+def _otel_importing(trigger: str | None) -> bool:
+    """True while an OpenTelemetry module is half imported: building now would hit a circular import; the
+    import that is under way triggers us again when it completes. (`trigger`, the module whose import just
+    finished, is still flagged as initializing while its import hooks run.)"""
+    for name, module in list(sys.modules.items()):
+        if name != trigger and name.startswith("opentelemetry") and getattr(getattr(module, "__spec__", None), "_initializing", False):
+            return True
+    return False
 
 
 def start() -> None:
@@ -81,5 +91,8 @@ def start() -> None:
             providers.ensure()
 
     finder.watch("logging", on_logging_import)
+    # An app that uses the OpenTelemetry API itself gets real providers behind it.
+    for api in ("opentelemetry.trace", "opentelemetry.metrics", "opentelemetry._logs"):
+        finder.watch(api, lambda module: providers.ensure(module.__name__))
     unhandled.install(writer, ctx, lifecycle.set_exit_code)
     lifecycle.install(startup_ms=(time.perf_counter() - began) * 1000)
