@@ -25,8 +25,8 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(EXIT_USAGE)
 
 
-def _data_dir_option() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
+def _data_dir_option() -> _Parser:
+    parent = _Parser(add_help=False)
     parent.add_argument(
         "--data-dir", metavar="DIR", help="where the store lives (default: $OBSDASH_DIR or ./.obsdash)"
     )
@@ -79,9 +79,14 @@ def _run_ingest(args: argparse.Namespace) -> int:
 
     store = open_store(resolve(args.data_dir))
     report = store.sync()
-    records = ", ".join(f"{n} {kind}" for kind, n in sorted(report.get("records", {}).items())) or "nothing new"
+    records = (
+        ", ".join(f"{n} {kind}" for kind, n in sorted(report.get("records", {}).items())) or "nothing new"
+    )
     bad = report.get("bad", 0)
-    print(f"ingested {report.get('segments', 0)} segments: {records}" + (f"; {bad} bad lines skipped" if bad else ""))
+    print(
+        f"ingested {report.get('segments', 0)} segments: {records}"
+        + (f"; {bad} bad lines skipped" if bad else "")
+    )
     return 0
 
 

@@ -37,14 +37,26 @@ def as_table(result: QueryResult) -> str:
 
     out = [line(result.columns), line(["-" * w for w in widths])]
     out += [line(row) for row in cells]
-    out.append(f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''}{', truncated' if result.truncated else ''})")
+    out.append(
+        f"({len(result.rows)} row{'s' if len(result.rows) != 1 else ''}{', truncated' if result.truncated else ''})"
+    )
     return "\n".join(out)
 
 
 def _is_number_type(type_name: str) -> bool:
-    return type_name.split("(")[0] in {
-        "TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT",
-        "FLOAT", "DOUBLE", "DECIMAL",
+    return type_name.split("(", maxsplit=1)[0] in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "UTINYINT",
+        "USMALLINT",
+        "UINTEGER",
+        "UBIGINT",
+        "FLOAT",
+        "DOUBLE",
+        "DECIMAL",
     }
 
 

@@ -23,8 +23,9 @@ def sitecustomize_dir() -> Path:
     """The folder holding obsdash's sitecustomize.py (found without importing the in-app package)."""
     spec = importlib.util.find_spec("obsdash_instrumenters")
     if spec is None or not spec.submodule_search_locations:
-        raise ObsdashError("obsdash is not installed completely (obsdash_instrumenters is missing)",
-                           hint="reinstall obsdash")
+        raise ObsdashError(
+            "obsdash is not installed completely (obsdash_instrumenters is missing)", hint="reinstall obsdash"
+        )
     return Path(next(iter(spec.submodule_search_locations))) / "_sitecustomize"
 
 
@@ -63,7 +64,9 @@ def build_environment(
     env["OBSDASH_RUN_ID"] = run_id
     env["OBSDASH_ROOT_PID"] = str(os.getpid())  # exec keeps the pid
     env["OBSDASH_COMMAND"] = shlex.join(command)
-    env["OBSDASH_SERVICE_NAME"] = service_name or base.get("OTEL_SERVICE_NAME") or derive_service_name(command)
+    env["OBSDASH_SERVICE_NAME"] = (
+        service_name or base.get("OTEL_SERVICE_NAME") or derive_service_name(command)
+    )
     # The stock OpenTelemetry distro defaults logs to OTLP/gRPC and fails when it is absent; say "none" unless
     # the user chose an exporter.
     for signal in ("TRACES", "METRICS", "LOGS"):
@@ -86,7 +89,9 @@ def resolve_program(program: str) -> str:
 def wrap(data_dir: DataDir, command: list[str], service_name: str | None = None) -> NoReturn:
     """Replace this process with `command`, instrumented."""
     if not command:
-        raise ObsdashError("nothing to run", hint="usage: obsdash wrap [--data-dir DIR] [--] COMMAND [ARGS...]")
+        raise ObsdashError(
+            "nothing to run", hint="usage: obsdash wrap [--data-dir DIR] [--] COMMAND [ARGS...]"
+        )
     executable = resolve_program(command[0])
     prepare(data_dir)
     env = build_environment(dict(os.environ), data_dir, command, service_name, new_run_id())

@@ -12,12 +12,26 @@ import orjson
 def span_line(i: int, trace: int, run_id: str = "test-run") -> bytes:
     """One root span record in the spool format."""
     start = time.time_ns() - 1_000_000
-    return orjson.dumps({
-        "trace_id": f"{trace:032x}", "span_id": f"{i + 1:016x}", "parent_span_id": None, "name": "GET /x",
-        "kind": "SERVER", "start_ns": start, "end_ns": start + 500_000, "status_code": "UNSET",
-        "status_message": None, "attributes": {"http.route": "/x", "http.response.status_code": 200},
-        "events": [], "scope": "test", "service_name": "gen", "run_id": run_id, "pid": 1, "resource": {},
-    })
+    return orjson.dumps(
+        {
+            "trace_id": f"{trace:032x}",
+            "span_id": f"{i + 1:016x}",
+            "parent_span_id": None,
+            "name": "GET /x",
+            "kind": "SERVER",
+            "start_ns": start,
+            "end_ns": start + 500_000,
+            "status_code": "UNSET",
+            "status_message": None,
+            "attributes": {"http.route": "/x", "http.response.status_code": 200},
+            "events": [],
+            "scope": "test",
+            "service_name": "gen",
+            "run_id": run_id,
+            "pid": 1,
+            "resource": {},
+        }
+    )
 
 
 def write_segments(spool: Path, segments: int, spans_per_segment: int) -> int:

@@ -13,7 +13,16 @@ import pytest
 import requests
 
 from tests.apps import upstream
-from tests.conftest import APPS, assert_no_internal_errors, child_env, free_port, query, scalar, wait_for_port, wrapped
+from tests.conftest import (
+    APPS,
+    assert_no_internal_errors,
+    child_env,
+    free_port,
+    query,
+    scalar,
+    wait_for_port,
+    wrapped,
+)
 
 MIX = ["/items"] * 6 + ["/checkout?qty=2"] * 3 + ["/checkout?qty=abc"] * 4 + ["/weather"] * 3
 
@@ -25,14 +34,23 @@ def shop_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Counter[st
     server, upstream_url = upstream.start()
     port = free_port()
     app = subprocess.Popen(
-        wrapped(data_dir, sys.executable, str(APPS / "flask_shop.py"), str(port), upstream_url, service="shop"),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env(),
+        wrapped(
+            data_dir, sys.executable, str(APPS / "flask_shop.py"), str(port), upstream_url, service="shop"
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=child_env(),
     )
     try:
         wait_for_port(port)
         statuses: Counter[str] = Counter()
         with concurrent.futures.ThreadPoolExecutor(4) as pool:
-            for path, answer in zip(MIX, pool.map(lambda p: requests.get(f"http://127.0.0.1:{port}{p}", timeout=10), MIX)):
+            for path, answer in zip(
+                MIX,
+                pool.map(lambda p: requests.get(f"http://127.0.0.1:{port}{p}", timeout=10), MIX),
+                strict=True,
+            ):
                 statuses[f"{path.split('?')[0]} {answer.status_code}"] += 1
     finally:
         app.send_signal(signal.SIGTERM)
@@ -45,7 +63,9 @@ def shop_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Counter[st
 def test_exactly_one_root_span_per_request(shop_run: tuple[Path, Counter[str]]) -> None:
     data_dir, statuses = shop_run
     assert statuses == Counter({"/items 200": 6, "/checkout 200": 3, "/checkout 500": 4, "/weather 502": 3})
-    rows = query(data_dir, "SELECT http_route, http_status_code, count(*) AS n FROM spans WHERE is_root GROUP BY ALL")
+    rows = query(
+        data_dir, "SELECT http_route, http_status_code, count(*) AS n FROM spans WHERE is_root GROUP BY ALL"
+    )
     stored = {(r["http_route"], r["http_status_code"]): r["n"] for r in rows}
     assert stored == {("/items", 200): 6, ("/checkout", 200): 3, ("/checkout", 500): 4, ("/weather", 502): 3}
     assert scalar(data_dir, "SELECT count(DISTINCT service_name) FROM spans") == 1
@@ -53,7 +73,10 @@ def test_exactly_one_root_span_per_request(shop_run: tuple[Path, Counter[str]]) 
 
 def test_raising_route_is_one_error_group(shop_run: tuple[Path, Counter[str]]) -> None:
     data_dir, _ = shop_run
-    rows = query(data_dir, "SELECT fingerprint, exception_type, route, location, count(*) AS n FROM errors GROUP BY ALL")
+    rows = query(
+        data_dir,
+        "SELECT fingerprint, exception_type, route, location, count(*) AS n FROM errors GROUP BY ALL",
+    )
     assert len(rows) == 1
     assert rows[0]["exception_type"] == "ValueError"
     assert rows[0]["route"] == "/checkout"

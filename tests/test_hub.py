@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import child_env, query, run, obsdash_cmd, scalar
+from tests.conftest import child_env, obsdash_cmd, query, run, scalar
 from tests.spoolgen import write_segments
 
 HOST = (
@@ -23,8 +23,9 @@ HOST = (
 
 
 def start_host(data_dir: Path) -> subprocess.Popen[str]:
-    proc = subprocess.Popen([sys.executable, "-c", HOST, str(data_dir)], stdout=subprocess.PIPE, text=True,
-                            env=child_env())
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOST, str(data_dir)], stdout=subprocess.PIPE, text=True, env=child_env()
+    )
     assert proc.stdout is not None
     assert proc.stdout.readline() == "hosting\n"
     return proc
@@ -47,8 +48,9 @@ def test_kill_9_of_hub_mid_ingest_loses_nothing_and_duplicates_nothing(data_dir:
     total = 0
     for _ in range(3):
         total += write_segments(data_dir / "spool", segments=40, spans_per_segment=500)
-        host = subprocess.Popen([sys.executable, "-c", HOST, str(data_dir)], stdout=subprocess.PIPE, text=True,
-                                env=child_env())
+        host = subprocess.Popen(
+            [sys.executable, "-c", HOST, str(data_dir)], stdout=subprocess.PIPE, text=True, env=child_env()
+        )
         time.sleep(rng.uniform(0.3, 1.2))  # somewhere in opening, catching up, or idle
         host.send_signal(signal.SIGKILL)
         host.wait()

@@ -76,7 +76,9 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(data_dir: Path) -> None:
     assert scalar(data_dir, "SELECT count(*) FROM logs") == 1
     database = data_dir / "telemetry.duckdb"
     database.write_bytes(os.urandom(64 * 1024))
-    result = run(obsdash_cmd("query", "--data-dir", str(data_dir), "--format", "csv", "SELECT body FROM logs"))
+    result = run(
+        obsdash_cmd("query", "--data-dir", str(data_dir), "--format", "csv", "SELECT body FROM logs")
+    )
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines() == ["body", "kept"]
     assert "rebuilding" in result.stderr

@@ -11,19 +11,33 @@ from pathlib import Path
 
 import requests
 
-from tests.conftest import APPS, assert_no_internal_errors, child_env, free_port, query, wait_for_port, wrapped
+from tests.conftest import (
+    APPS,
+    assert_no_internal_errors,
+    child_env,
+    free_port,
+    query,
+    wait_for_port,
+    wrapped,
+)
 
 
 def test_gunicorn_two_workers_both_stored(data_dir: Path) -> None:
     gunicorn = shutil.which("gunicorn", path=str(Path(sys.executable).parent))
     assert gunicorn, "gunicorn is part of the dev install"
     port = free_port()
-    cmd = wrapped(data_dir, gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), "flask_shop:app")
-    server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env())
+    cmd = wrapped(
+        data_dir, gunicorn, "-w", "2", "-b", f"127.0.0.1:{port}", "--chdir", str(APPS), "flask_shop:app"
+    )
+    server = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=child_env()
+    )
     try:
         wait_for_port(port)
         with concurrent.futures.ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(lambda _: requests.get(f"http://127.0.0.1:{port}/slow", timeout=10), range(60)))
+            answers = list(
+                pool.map(lambda _: requests.get(f"http://127.0.0.1:{port}/slow", timeout=10), range(60))
+            )
     finally:
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=30)

@@ -8,7 +8,7 @@ import sys
 import time
 from pathlib import Path
 
-from tests.conftest import assert_no_internal_errors, run, scalar, child_env, wrapped
+from tests.conftest import assert_no_internal_errors, child_env, run, scalar, wrapped
 
 HEAVY = ("textual", "rich", "duckdb", "watchfiles")
 
@@ -97,7 +97,9 @@ def test_users_own_sitecustomize_still_runs(data_dir: Path, tmp_path: Path) -> N
 def test_missing_command_is_one_clear_line(data_dir: Path) -> None:
     result = run(wrapped(data_dir, "no-such-program-xyz", "--flag"))
     assert result.returncode != 0
-    assert result.stderr.strip().splitlines() == ["obsdash: command not found: no-such-program-xyz (check the name and your PATH)"]
+    assert result.stderr.strip().splitlines() == [
+        "obsdash: command not found: no-such-program-xyz (check the name and your PATH)"
+    ]
     assert "Traceback" not in result.stderr
 
 
@@ -118,8 +120,13 @@ def test_sigterm_after_5000_spans_stores_all(data_dir: Path) -> None:
         "print('ready', flush=True)\n"
         "import time; time.sleep(30)\n"
     )
-    proc = subprocess.Popen(wrapped(data_dir, sys.executable, "-c", program), stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=child_env())
+    proc = subprocess.Popen(
+        wrapped(data_dir, sys.executable, "-c", program),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=child_env(),
+    )
     assert proc.stdout is not None and proc.stdout.readline() == "ready\n"
     sent = time.monotonic()
     proc.send_signal(signal.SIGTERM)

@@ -42,7 +42,7 @@ class _LazyProviders:
             from obsdash_instrumenters.providers import Providers
 
             self.providers = Providers(self._writer, self._ctx)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             self._failed = True
             internal_error("providers.create", exc)
         finally:
@@ -58,7 +58,11 @@ def _otel_importing(trigger: str | None) -> bool:
     import that is under way triggers us again when it completes. (`trigger`, the module whose import just
     finished, is still flagged as initializing while its import hooks run.)"""
     for name, module in list(sys.modules.items()):
-        if name != trigger and name.startswith("opentelemetry") and getattr(getattr(module, "__spec__", None), "_initializing", False):
+        if (
+            name != trigger
+            and name.startswith("opentelemetry")
+            and getattr(getattr(module, "__spec__", None), "_initializing", False)
+        ):
             return True
     return False
 

@@ -42,7 +42,7 @@ class PostImportFinder:
                 return None
             spec.loader = _NotifyingLoader(loader, self._callbacks.pop(fullname))
             return spec
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             internal_error("import_hook.find_spec", exc)
             return None
 
@@ -83,7 +83,7 @@ class _NotifyingLoader:
             module.__loader__ = self._loader
             if module.__spec__ is not None:
                 module.__spec__.loader = self._loader
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             internal_error("import_hook.restore", exc)
         for callback in self._callbacks:
             _call_safely(callback, module)
@@ -92,5 +92,5 @@ class _NotifyingLoader:
 def _call_safely(callback: Callback, module: ModuleType) -> None:
     try:
         callback(module)
-    except BaseException as exc:  # noqa: BLE001
+    except BaseException as exc:
         internal_error(f"import_hook.callback[{module.__name__}]", exc)

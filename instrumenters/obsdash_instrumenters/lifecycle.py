@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 from obsdash_instrumenters import instrumentations, safety
 from obsdash_instrumenters.encode import RecordContext, encode_run_event
@@ -29,7 +29,11 @@ class Lifecycle:
     """The process-level state of obsdash in this process."""
 
     def __init__(
-        self, settings: Settings, writer: SpoolWriter, ctx: RecordContext, shutdown_providers: Callable[[float], None]
+        self,
+        settings: Settings,
+        writer: SpoolWriter,
+        ctx: RecordContext,
+        shutdown_providers: Callable[[float], None],
     ) -> None:
         self.settings = settings
         self.writer = writer
@@ -72,11 +76,11 @@ class Lifecycle:
         real_exit = sys.exit
 
         @functools.wraps(real_exit)
-        def exit(status: Any = None) -> None:  # noqa: A001 - mirrors sys.exit
+        def exit(status: Any = None) -> NoReturn:
             self.exit_code = _exit_status(status)
             real_exit(status)
 
-        sys.exit = exit
+        sys.exit = exit  # type: ignore[assignment]
 
     # -- SIGTERM ---------------------------------------------------------------------------------
     def _install_sigterm(self) -> None:
@@ -106,7 +110,7 @@ class Lifecycle:
             if mp_util is not None:
                 # multiprocessing children leave through os._exit (no atexit); its finalizers do run.
                 mp_util.Finalize(None, self.finish, exitpriority=-100)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             safety.internal_error("lifecycle.fork", exc)
 
     # -- exit --------------------------------------------------------------------------------------
@@ -120,7 +124,7 @@ class Lifecycle:
             self.shutdown_providers(budget / 3)
             self.writer.put("runs", self._end_record())
             self.writer.close(budget * 2 / 3)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             safety.internal_error("lifecycle.finish", exc)
 
     def _end_record(self) -> bytes:

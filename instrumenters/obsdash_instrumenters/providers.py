@@ -46,7 +46,7 @@ class SpoolSpanProcessor(SpanProcessor):
     def on_end(self, span: ReadableSpan) -> None:
         try:
             self._writer.put("spans", encode_span(span, self._ctx))
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             internal_error("span.encode", exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
@@ -65,7 +65,7 @@ class SpoolLogExporter(LogRecordExporter):
         for log in batch:
             try:
                 self._writer.put("logs", encode_log(log, self._ctx))
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 internal_error("log.encode", exc)
         return LogRecordExportResult.SUCCESS
 
@@ -85,11 +85,13 @@ class SpoolMetricExporter(MetricExporter):
         self._writer = writer
         self._ctx = ctx
 
-    def export(self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any) -> MetricExportResult:
+    def export(
+        self, metrics_data: MetricsData, timeout_millis: float = 10_000, **kwargs: Any
+    ) -> MetricExportResult:
         try:
             for line in encode_metrics(metrics_data, self._ctx):
                 self._writer.put("metrics", line)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             internal_error("metric.encode", exc)
         return MetricExportResult.SUCCESS
 
@@ -111,11 +113,11 @@ class CaptureHandler(LoggingHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             super().emit(record)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             internal_error("log.capture", exc)
-        if _only_us(self, record) and logging.lastResort is not None:
-            if record.levelno >= logging.lastResort.level:
-                logging.lastResort.handle(record)
+        last_resort = logging.lastResort
+        if last_resort is not None and record.levelno >= last_resort.level and _only_us(self, record):
+            last_resort.handle(record)
 
 
 def _only_us(ours: logging.Handler, record: logging.LogRecord) -> bool:
@@ -140,7 +142,7 @@ class Providers:
         for build in (self._build_traces, self._build_logs, self._build_metrics):
             try:
                 build(writer, ctx)
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 internal_error(f"providers.{build.__name__}", exc)
 
     def _build_traces(self, writer: SpoolWriter, ctx: RecordContext) -> None:
@@ -178,5 +180,5 @@ class Providers:
             try:
                 if provider is not None:
                     provider.shutdown()
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 internal_error("providers.shutdown", exc)

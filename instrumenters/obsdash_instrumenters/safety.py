@@ -24,5 +24,5 @@ def internal_error(where: str, exc: BaseException) -> None:
 
             detail = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
             sys.__stderr__.write(f"{STRICT_MARKER}: {where}: {detail}\n") if sys.__stderr__ else None
-    except BaseException:  # noqa: BLE001, S110 - last line of defence
+    except BaseException:
         pass

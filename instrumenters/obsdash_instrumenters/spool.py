@@ -78,7 +78,7 @@ class SpoolWriter:
                 self._queued = 0
             for kind, lines in batches.items():
                 self._write_segment(kind, lines)
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             internal_error("spool.flush", exc)
 
     def _next_name(self, kind: str) -> str:

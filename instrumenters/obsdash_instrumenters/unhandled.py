@@ -42,7 +42,7 @@ def install(writer: SpoolWriter, ctx: RecordContext, on_main_crash: Callable[[in
                 attributes["thread.name"] = "MainThread"
                 body = f"Unhandled {exc_type.__qualname__} in the main thread: {exc}"
                 writer.put("logs", encode_plain_log("FATAL", SEVERITY_FATAL, body, attributes, ctx))
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             internal_error("unhandled.main", error)
         previous_hook(exc_type, exc, tb)
 
@@ -57,7 +57,7 @@ def install(writer: SpoolWriter, ctx: RecordContext, on_main_crash: Callable[[in
                 attributes["thread.name"] = name
                 body = f"Unhandled {args.exc_type.__qualname__} in thread {name}: {args.exc_value}"
                 writer.put("logs", encode_plain_log("ERROR", SEVERITY_ERROR, body, attributes, ctx))
-        except BaseException as error:  # noqa: BLE001
+        except BaseException as error:
             internal_error("unhandled.thread", error)
         previous_thread_hook(args)
 

@@ -45,7 +45,9 @@ class LocalBackend:
     def __init__(self, hub: Hub) -> None:
         self.hub = hub
 
-    def query(self, sql: str, params: list[Any] | None, max_rows: int, timeout_s: float, sync: bool) -> QueryResult:
+    def query(
+        self, sql: str, params: list[Any] | None, max_rows: int, timeout_s: float, sync: bool
+    ) -> QueryResult:
         return self.hub.query(sql, params, max_rows, timeout_s, sync)
 
     def sync(self) -> dict[str, Any]:
@@ -74,7 +76,9 @@ class RemoteBackend:
             raise ObsdashError(str(reply.get("error")), reply.get("hint"), int(reply.get("status", 2)))
         return reply
 
-    def query(self, sql: str, params: list[Any] | None, max_rows: int, timeout_s: float, sync: bool) -> QueryResult:
+    def query(
+        self, sql: str, params: list[Any] | None, max_rows: int, timeout_s: float, sync: bool
+    ) -> QueryResult:
         request = {"op": "query", "sql": sql, "params": params, "max_rows": max_rows, "timeout_s": timeout_s}
         request["sync"] = sync
         return QueryResult.from_wire(self._call(request)["result"])

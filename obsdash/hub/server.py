@@ -79,7 +79,9 @@ class Hub:
             try:
                 return _run_in_rolled_back_transaction(cursor, sql, params, max_rows)
             except duckdb.InterruptException:
-                raise QueryRefused(f"query stopped after {timeout_s:g} s", hint="add a WHERE or LIMIT") from None
+                raise QueryRefused(
+                    f"query stopped after {timeout_s:g} s", hint="add a WHERE or LIMIT"
+                ) from None
             finally:
                 timer.cancel()
         except duckdb.Error as exc:
@@ -144,7 +146,12 @@ class Hub:
                 return {"ok": True, "protocol": protocol.PROTOCOL_VERSION, **self.stats()}
             if op == "sync":
                 report = self.sync()
-                return {"ok": True, "segments": report.segments, "records": report.records, "bad": report.bad_lines}
+                return {
+                    "ok": True,
+                    "segments": report.segments,
+                    "records": report.records,
+                    "bad": report.bad_lines,
+                }
             if op == "stats":
                 return {"ok": True, **self.stats()}
             if op == "query":
@@ -159,7 +166,7 @@ class Hub:
             return {"ok": False, "error": f"unknown request {op!r}"}
         except ObsdashError as exc:
             return {"ok": False, "error": exc.message, "hint": exc.hint, "status": exc.status}
-        except Exception as exc:  # noqa: BLE001 - a client's bad request must not kill the hub
+        except Exception as exc:
             log.exception("hub request %r failed", op)
             return {"ok": False, "error": f"internal error: {type(exc).__name__}: {exc}"}
 
@@ -170,17 +177,27 @@ class Hub:
         spool = str(self.data_dir.spool)
 
         def is_new_segment(change: Change, path: str) -> bool:
-            return change != Change.deleted and os.path.dirname(path) == spool and kind_of(Path(path).name) is not None
+            return (
+                change != Change.deleted
+                and os.path.dirname(path) == spool
+                and kind_of(Path(path).name) is not None
+            )
 
         self._safe_sync()
         while not self._stop.is_set():
             try:
                 for _ in watch(
-                    spool, watch_filter=is_new_segment, stop_event=self._stop, yield_on_timeout=True,
-                    rust_timeout=1000, debounce=50, step=10, raise_interrupt=False,
+                    spool,
+                    watch_filter=is_new_segment,
+                    stop_event=self._stop,
+                    yield_on_timeout=True,
+                    rust_timeout=1000,
+                    debounce=50,
+                    step=10,
+                    raise_interrupt=False,
                 ):
                     self._safe_sync()
-            except Exception as exc:  # noqa: BLE001 - e.g. the spool was deleted: recreate and go on
+            except Exception as exc:
                 log.debug("spool watch stopped: %s", exc)
                 self.data_dir.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
                 time.sleep(0.2)
@@ -188,7 +205,7 @@ class Hub:
     def _safe_sync(self) -> None:
         try:
             self.sync()
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.exception("ingest failed")
 
     # -- shutdown ----------------------------------------------------------------------------------
@@ -209,7 +226,9 @@ class Hub:
         os.close(self._lock_fd)
 
 
-def _run_in_rolled_back_transaction(cursor: Any, sql: str, params: list[Any] | None, max_rows: int) -> QueryResult:
+def _run_in_rolled_back_transaction(
+    cursor: Any, sql: str, params: list[Any] | None, max_rows: int
+) -> QueryResult:
     cursor.execute("BEGIN TRANSACTION")
     try:
         cursor.execute(sql, params or None)

@@ -22,7 +22,13 @@ from obsdash.store import schema
 
 log = logging.getLogger(__name__)
 
-_CORRUPT_SIGNS = ("not a valid duckdb database", "corrupt", "checksum", "invalid block", "failed to read database header")
+_CORRUPT_SIGNS = (
+    "not a valid duckdb database",
+    "corrupt",
+    "checksum",
+    "invalid block",
+    "failed to read database header",
+)
 _NEWER_SIGNS = ("version number", "newer version", "storage version")
 
 
@@ -38,7 +44,9 @@ def open_database(data_dir: DataDir) -> Any:
                 hint="close it (a duckdb shell?) and try again",
             ) from None
         if any(sign in text for sign in _NEWER_SIGNS):
-            raise StoreError(f"{data_dir.database} was written by a newer DuckDB", hint="upgrade obsdash") from None
+            raise StoreError(
+                f"{data_dir.database} was written by a newer DuckDB", hint="upgrade obsdash"
+            ) from None
         if any(sign in text for sign in _CORRUPT_SIGNS):
             _move_aside_for_rebuild(data_dir, exc)
             conn = _connect(data_dir)

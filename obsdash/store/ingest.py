@@ -29,7 +29,9 @@ READ_COLUMNS = {
         "{trace_id: 'VARCHAR', span_id: 'VARCHAR', parent_span_id: 'VARCHAR', parent_remote: 'BOOLEAN', "
         "name: 'VARCHAR', kind: 'VARCHAR', start_ns: 'BIGINT', end_ns: 'BIGINT', status_code: 'VARCHAR', "
         "status_message: 'VARCHAR', attributes: 'JSON', "
-        "events: 'STRUCT(name VARCHAR, time_ns BIGINT, attributes JSON)[]', scope: 'VARCHAR', " + _COMMON + "}"
+        "events: 'STRUCT(name VARCHAR, time_ns BIGINT, attributes JSON)[]', scope: 'VARCHAR', "
+        + _COMMON
+        + "}"
     ),
     "logs": (
         "{time_ns: 'BIGINT', severity_text: 'VARCHAR', severity_number: 'INTEGER', body: 'VARCHAR', "
@@ -85,15 +87,28 @@ INSERTS = {
             {_first_attr("server.address", "net.peer.name")},
             {_first_attr("gen_ai.provider.name", "gen_ai.system")},
             {_first_attr("gen_ai.response.model", "gen_ai.request.model")}, {_attr("gen_ai.operation.name")},
-            TRY_CAST({_first_attr("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens",
-                                  "llm.token_count.prompt")} AS BIGINT),
-            TRY_CAST({_first_attr("gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens",
-                                  "llm.token_count.completion")} AS BIGINT),
-            TRY_CAST({_first_attr("gen_ai.usage.cache_read.input_tokens", "gen_ai.usage.cache_read_input_tokens",
-                                  "llm.token_count.prompt_details.cache_read")} AS BIGINT),
-            TRY_CAST({_first_attr("gen_ai.usage.cache_creation.input_tokens",
-                                  "gen_ai.usage.cache_creation_input_tokens",
-                                  "llm.token_count.prompt_details.cache_write")} AS BIGINT)
+            TRY_CAST({
+            _first_attr("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
+        } AS BIGINT),
+            TRY_CAST({
+            _first_attr(
+                "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"
+            )
+        } AS BIGINT),
+            TRY_CAST({
+            _first_attr(
+                "gen_ai.usage.cache_read.input_tokens",
+                "gen_ai.usage.cache_read_input_tokens",
+                "llm.token_count.prompt_details.cache_read",
+            )
+        } AS BIGINT),
+            TRY_CAST({
+            _first_attr(
+                "gen_ai.usage.cache_creation.input_tokens",
+                "gen_ai.usage.cache_creation_input_tokens",
+                "llm.token_count.prompt_details.cache_write",
+            )
+        } AS BIGINT)
         FROM _batch""",
         f"""INSERT INTO span_events SELECT {_ts("ev.time_ns")}, trace_id, span_id, ev.name,
             coalesce(ev.attributes, '{{}}'), service_name, run_id, {_exception_columns("ev.attributes")}
@@ -163,8 +178,10 @@ class Ingester:
     def _ingest_batch(self, kind: str, segments: list[Segment], report: IngestReport) -> None:
         try:
             counts = self._load(kind, [str(s.path) for s in segments], {s.name: s.name for s in segments})
-        except Exception as exc:  # noqa: BLE001 - one bad segment must not block the batch
-            log.debug("fast ingest of %d %s segments failed (%s); salvaging one by one", len(segments), kind, exc)
+        except Exception as exc:
+            log.debug(
+                "fast ingest of %d %s segments failed (%s); salvaging one by one", len(segments), kind, exc
+            )
             for segment in segments:
                 self._ingest_damaged(segment, report)
             return
@@ -183,7 +200,7 @@ class Ingester:
                     handle.write(b"\n".join(good) + b"\n")
                 loaded = self._load(segment.kind, [tmp], {Path(tmp).name: segment.name}, extra_bad=bad)
                 counts = loaded or counts
-            except Exception as exc:  # noqa: BLE001
+            except Exception as exc:
                 log.debug("salvaged lines of %s still failed: %s", segment.name, exc)
                 counts = {segment.name: (0, bad + len(good))}
                 self._record_only(segment, kind=segment.kind, bad=bad + len(good))
@@ -211,7 +228,9 @@ class Ingester:
                 [files],
             )
             bad_rows = dict(
-                conn.execute(f"SELECT filename, count(*) FROM _batch WHERE {INVALID_ROW[kind]} GROUP BY 1").fetchall()
+                conn.execute(
+                    f"SELECT filename, count(*) FROM _batch WHERE {INVALID_ROW[kind]} GROUP BY 1"
+                ).fetchall()
             )
             if bad_rows:
                 conn.execute(f"DELETE FROM _batch WHERE {INVALID_ROW[kind]}")
@@ -233,7 +252,9 @@ class Ingester:
             raise
         return counts
 
-    def _finish(self, segments: Iterable[Segment], counts: dict[str, tuple[int, int]], report: IngestReport) -> None:
+    def _finish(
+        self, segments: Iterable[Segment], counts: dict[str, tuple[int, int]], report: IngestReport
+    ) -> None:
         done = list(segments)
         for segment in done:
             rows, bad = counts.get(segment.name, (0, 0))

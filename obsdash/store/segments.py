@@ -79,7 +79,9 @@ def is_valid_record(kind: str, record: Any) -> bool:
         if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
             return False
     events = record.get("events")
-    return not events or all(isinstance(e, dict) and isinstance(e.get("attributes", {}), dict) for e in events)
+    return not events or all(
+        isinstance(e, dict) and isinstance(e.get("attributes", {}), dict) for e in events
+    )
 
 
 def salvage(segment: Segment) -> tuple[list[bytes], int]:

@@ -12,7 +12,7 @@ def _start_obsdash() -> None:
         from obsdash_instrumenters import bootstrap
 
         bootstrap.start()
-    except BaseException:  # noqa: BLE001 - the app must never notice obsdash failing
+    except BaseException:
         if os.environ.get("OBSDASH_STRICT") == "1":
             raise
 
@@ -24,7 +24,7 @@ def _run_users_sitecustomize() -> None:
     saved_path = list(sys.path)
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != here]
     try:
-        import sitecustomize  # noqa: F401 - the user's, found further down the path
+        import sitecustomize  # type: ignore[import-not-found]  # noqa: F401 - the user's, further down the path
     except ImportError as exc:
         if exc.name != "sitecustomize":
             raise
