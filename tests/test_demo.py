@@ -11,7 +11,16 @@ from tests.conftest import REPO, run, scalar
 def test_demo_runs_and_reports_routes_and_errors(tmp_path: Path) -> None:
     data_dir = tmp_path / "demo"
     result = run(
-        [sys.executable, "-m", "sample_app.demo", "--duration", "4", "--data-dir", str(data_dir), "--no-dashboard"],
+        [
+            sys.executable,
+            "-m",
+            "sample_app.demo",
+            "--duration",
+            "4",
+            "--data-dir",
+            str(data_dir),
+            "--no-dashboard",
+        ],
         timeout=120,
         cwd=REPO,
     )
