@@ -10,15 +10,18 @@ from __future__ import annotations
 import os
 import sys
 import time
-from types import ModuleType
-from typing import Any
 
 from obsdash_instrumenters import instrumentations, settings, unhandled
-from obsdash_instrumenters.encode import RecordContext
+from obsdash_instrumenters.context import RecordContext
 from obsdash_instrumenters.import_hook import PostImportFinder
 from obsdash_instrumenters.lifecycle import Lifecycle
 from obsdash_instrumenters.safety import internal_error
 from obsdash_instrumenters.spool import SpoolWriter
+
+TYPE_CHECKING = False  # `typing` costs ~10 ms at start-up; mypy still reads the block below
+if TYPE_CHECKING:
+    from types import ModuleType
+    from typing import Any
 
 _started = False
 

@@ -7,8 +7,6 @@ compact bytes, not live SDK objects.
 
 from __future__ import annotations
 
-import os
-import socket
 import sys
 import time
 from collections.abc import Iterable, Mapping
@@ -16,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from obsdash_instrumenters.context import RecordContext
 from obsdash_instrumenters.location import app_location
 
 EXCEPTION_LOCATION = "obsdash.exception.location"
@@ -30,50 +29,6 @@ def _default(value: Any) -> Any:
 def dumps(record: Mapping[str, Any]) -> bytes:
     """One spool line; never fails on odd attribute values (they become strings)."""
     return orjson.dumps(record, default=_default, option=orjson.OPT_NON_STR_KEYS)
-
-
-class RecordContext:
-    """What every record of this process carries: service, run, pid and the resource."""
-
-    def __init__(self, service_name: str, run_id: str) -> None:
-        self.service_name = service_name
-        self.run_id = run_id
-        self.host = socket.gethostname()
-        self.extra_resource: dict[str, Any] = {}
-        self.refresh_pid()
-
-    def refresh_pid(self) -> None:
-        """Called at start and after fork: the pid (and so the resource) changes in a child."""
-        self.pid = os.getpid()
-        self._resource = orjson.Fragment(dumps(self.resource()))
-
-    def set_resource(self, attributes: Mapping[str, Any]) -> None:
-        """Adopt the SDK resource's attributes (OTEL_RESOURCE_ATTRIBUTES and detectors) once it exists."""
-        self.extra_resource = dict(attributes)
-        self.refresh_pid()
-
-    def resource(self) -> dict[str, Any]:
-        """The resource attributes of this process as a plain dict."""
-        resource = dict(self.extra_resource)
-        resource.update(
-            {
-                "service.name": self.service_name,
-                "obsdash.run_id": self.run_id,
-                "process.pid": self.pid,
-                "host.name": self.host,
-                "process.runtime.name": "cpython",
-                "process.runtime.version": sys.version.split()[0],
-            }
-        )
-        return resource
-
-    def stamp(self, record: dict[str, Any]) -> dict[str, Any]:
-        """Add the per-process fields to a record."""
-        record["service_name"] = self.service_name
-        record["run_id"] = self.run_id
-        record["pid"] = self.pid
-        record["resource"] = self._resource
-        return record
 
 
 def _hex_trace(trace_id: int | None) -> str | None:
@@ -199,9 +154,3 @@ def _metric_point(metric: Any, kind: str, point: Any) -> dict[str, Any]:
             explicit_bounds=list(getattr(point, "explicit_bounds", []) or []),
         )
     return record
-
-
-def encode_run_event(event: str, ctx: RecordContext, **fields: Any) -> bytes:
-    """A process start or end record of this run."""
-    record = {"event": event, "time_ns": time.time_ns(), "host": ctx.host, **fields}
-    return dumps(ctx.stamp(record))

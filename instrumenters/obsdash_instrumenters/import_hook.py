@@ -8,13 +8,16 @@ The loader of a watched module is wrapped only while it executes, then restored,
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from types import ModuleType
-from typing import Any
 
 from obsdash_instrumenters.safety import internal_error
 
-Callback = Callable[[ModuleType], None]
+TYPE_CHECKING = False  # `typing` costs ~10 ms at start-up; mypy still reads the block below
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+    from typing import Any
+
+    Callback = Callable[[ModuleType], None]
 
 
 class PostImportFinder:

@@ -9,20 +9,22 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
-from types import ModuleType
 
-from obsdash_instrumenters.import_hook import PostImportFinder
+TYPE_CHECKING = False  # `typing` costs ~10 ms at start-up; mypy still reads the block below
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import ModuleType
+
+    from obsdash_instrumenters.import_hook import PostImportFinder
 
 
-@dataclass(frozen=True)
 class Instrumentation:
     """One instrumentor and the module whose import triggers it."""
 
-    name: str
-    trigger: str
-    target: str  # "module:Class"
+    def __init__(self, name: str, trigger: str, target: str) -> None:
+        self.name = name
+        self.trigger = trigger
+        self.target = target  # "module:Class"
 
 
 INSTRUMENTATIONS = (

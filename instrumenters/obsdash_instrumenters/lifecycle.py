@@ -16,13 +16,17 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
-from typing import Any, NoReturn
 
 from obsdash_instrumenters import instrumentations, safety
-from obsdash_instrumenters.encode import RecordContext, encode_run_event
-from obsdash_instrumenters.settings import Settings
-from obsdash_instrumenters.spool import SpoolWriter
+
+TYPE_CHECKING = False  # `typing` costs ~10 ms at start-up; mypy still reads the block below
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import Any, NoReturn
+
+    from obsdash_instrumenters.context import RecordContext
+    from obsdash_instrumenters.settings import Settings
+    from obsdash_instrumenters.spool import SpoolWriter
 
 
 class Lifecycle:
@@ -55,18 +59,18 @@ class Lifecycle:
 
     def _record_start(self, startup_ms: float, parent_pid: int | None = None) -> None:
         command = os.environ.get("OBSDASH_COMMAND") or " ".join(sys.argv)
-        self.writer.put(
-            "runs",
-            encode_run_event(
-                "start",
-                self.ctx,
-                command=command,
-                argv=list(sys.argv),
-                root=os.getpid() == self.settings.root_pid,
-                parent_pid=parent_pid or os.getppid(),
-                startup_ms=round(startup_ms, 3),
-            ),
-        )
+        record = {
+            "event": "start",
+            "time_ns": time.time_ns(),
+            "host": self.ctx.host,
+            "command": command,
+            "argv": list(sys.argv),
+            "root": os.getpid() == self.settings.root_pid,
+            "parent_pid": parent_pid or os.getppid(),
+            "startup_ms": round(startup_ms, 3),
+        }
+        # Queued as a dict and encoded by the writer thread: loading the encoder now would cost start-up time.
+        self.writer.put("runs", self.ctx.stamp_plain(record))
 
     def set_exit_code(self, code: int) -> None:
         """What we know of how the process is ending (sys.exit, an unhandled exception, a signal)."""
@@ -127,18 +131,21 @@ class Lifecycle:
         except BaseException as exc:
             safety.internal_error("lifecycle.finish", exc)
 
-    def _end_record(self) -> bytes:
-        return encode_run_event(
-            "end",
-            self.ctx,
-            root=os.getpid() == self.settings.root_pid,
-            exit_code=self.exit_code if self.exit_code is not None else 0,
-            duration_ms=round((time.time_ns() - self.started_ns) / 1e6, 3),
-            instrumentation=dict(instrumentations.status),
-            instrumentation_ms=dict(instrumentations.load_ms),
-            dropped=dict(self.writer.dropped),
-            written=dict(self.writer.written),
-            internal_errors=dict(safety.internal_errors),
+    def _end_record(self) -> dict[str, Any]:
+        return self.ctx.stamp_plain(
+            {
+                "event": "end",
+                "time_ns": time.time_ns(),
+                "host": self.ctx.host,
+                "root": os.getpid() == self.settings.root_pid,
+                "exit_code": self.exit_code if self.exit_code is not None else 0,
+                "duration_ms": round((time.time_ns() - self.started_ns) / 1e6, 3),
+                "instrumentation": dict(instrumentations.status),
+                "instrumentation_ms": dict(instrumentations.load_ms),
+                "dropped": dict(self.writer.dropped),
+                "written": dict(self.writer.written),
+                "internal_errors": dict(safety.internal_errors),
+            }
         )
 
 

@@ -8,9 +8,8 @@ survives edits above the failing line.
 from __future__ import annotations
 
 import os
-import re
 
-_FRAME = re.compile(r'^\s*File "(?P<file>[^"]+)", line \d+, in (?P<func>.+?)\s*$', re.MULTILINE)
+_FRAME_PATTERN = r'^\s*File "(?P<file>[^"]+)", line \d+, in (?P<func>.+?)\s*$'
 _library_prefixes: tuple[str, ...] | None = None
 
 
@@ -40,7 +39,11 @@ def _short(path: str) -> str:
 
 def app_location(stacktrace: str) -> str | None:
     """`file:function` of the innermost app frame, else of the innermost frame; None without frames."""
-    frames = [(m.group("file"), m.group("func")) for m in _FRAME.finditer(stacktrace)]
+    import re
+
+    frames = [
+        (m.group("file"), m.group("func")) for m in re.finditer(_FRAME_PATTERN, stacktrace, re.MULTILINE)
+    ]
     if not frames:
         return None
     for path, func in reversed(frames):

@@ -29,7 +29,8 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
-from obsdash_instrumenters.encode import RecordContext, encode_log, encode_metrics, encode_span
+from obsdash_instrumenters.context import RecordContext
+from obsdash_instrumenters.encode import encode_log, encode_metrics, encode_span
 from obsdash_instrumenters.safety import internal_error
 from obsdash_instrumenters.spool import SpoolWriter
 
