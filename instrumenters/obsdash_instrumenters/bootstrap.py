@@ -35,11 +35,16 @@ class _LazyProviders:
         self.providers: Any = None
         self._failed = False
         self._building = False
+        self.pending = False
 
     def ensure(self, trigger: str | None = None) -> None:
         # Re-entered while building: the SDK's own imports (logging, ...) trigger import hooks.
-        if self.providers is not None or self._failed or self._building or _otel_importing(trigger):
+        if self.providers is not None or self._failed or self._building:
             return
+        if _import_in_progress(trigger):
+            self.pending = True  # retried after the next watched import completes
+            return
+        self.pending = False
         self._building = True
         try:
             from obsdash_instrumenters.providers import Providers
@@ -51,21 +56,30 @@ class _LazyProviders:
         finally:
             self._building = False
 
+    def retry_pending(self, module: ModuleType) -> None:
+        """After any watched import completes: build the providers if an earlier attempt had to wait."""
+        if self.pending:
+            self.ensure(module.__name__)
+
     def shutdown(self, timeout_s: float) -> None:
         if self.providers is not None:
             self.providers.shutdown(timeout_s)
 
 
-def _otel_importing(trigger: str | None) -> bool:
-    """True while an OpenTelemetry module is half imported: building now would hit a circular import; the
-    import that is under way triggers us again when it completes. (`trigger`, the module whose import just
-    finished, is still flagged as initializing while its import hooks run.)"""
+# Modules the SDK itself imports: if one of them is half imported, building the SDK now is a circular import
+# (seen: `concurrent.futures` importing `logging`, whose hook built the SDK, which needs concurrent.futures).
+_SDK_DEPENDENCIES = frozenset(("opentelemetry", "wrapt", "importlib_metadata", "typing_extensions", "zipp"))
+
+
+def _import_in_progress(trigger: str | None) -> bool:
+    """True while a module the SDK needs is half imported. (`trigger`, whose import just finished, is still
+    flagged as initializing while its import hooks run.)"""
+    stdlib = sys.stdlib_module_names
     for name, module in list(sys.modules.items()):
-        if (
-            name != trigger
-            and name.startswith("opentelemetry")
-            and getattr(getattr(module, "__spec__", None), "_initializing", False)
-        ):
+        top = name.partition(".")[0]
+        if name == trigger or (top not in stdlib and top not in _SDK_DEPENDENCIES):
+            continue
+        if getattr(getattr(module, "__spec__", None), "_initializing", False):
             return True
     return False
 
@@ -89,15 +103,18 @@ def start() -> None:
     providers = _LazyProviders(writer, ctx)
     lifecycle = Lifecycle(config, writer, ctx, providers.shutdown)
 
-    finder = PostImportFinder()
+    finder = PostImportFinder(after_each=providers.retry_pending)
     sys.meta_path.insert(0, finder)
     instrumentations.install(finder, config.disabled, providers.ensure)
 
     def on_logging_import(_module: ModuleType) -> None:
-        if "logging" not in config.disabled:
-            providers.ensure()
+        from obsdash_instrumenters import logcapture
 
-    finder.watch("logging", on_logging_import)
+        handler = logcapture.install(writer, ctx)
+        finder.watch("logging.config", lambda _config: logcapture.wrap_logging_config(handler))
+
+    if "logging" not in config.disabled:
+        finder.watch("logging", on_logging_import)
     # An app that uses the OpenTelemetry API itself gets real providers behind it.
     for api in ("opentelemetry.trace", "opentelemetry.metrics", "opentelemetry._logs"):
         finder.watch(api, lambda module: providers.ensure(module.__name__))

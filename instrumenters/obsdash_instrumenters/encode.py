@@ -101,9 +101,16 @@ def encode_log(log: Any, ctx: RecordContext) -> bytes:
 
 
 def encode_plain_log(
-    severity_text: str, severity_number: int, body: str, attributes: Mapping[str, Any], ctx: RecordContext
+    severity_text: str,
+    severity_number: int,
+    body: str,
+    attributes: Mapping[str, Any],
+    ctx: RecordContext,
+    *,
+    time_ns: int | None = None,
+    scope: str = "obsdash.unhandled",
 ) -> bytes:
-    """A log line made without the SDK (unhandled exceptions, which may come before or after it exists)."""
+    """A log line made without the SDK: `logging` records and unhandled exceptions."""
     trace_id = span_id = None
     trace_api = sys.modules.get("opentelemetry.trace")
     if trace_api is not None:
@@ -111,14 +118,14 @@ def encode_plain_log(
         if span_context.is_valid:
             trace_id, span_id = span_context.trace_id, span_context.span_id
     line = {
-        "time_ns": time.time_ns(),
+        "time_ns": time_ns or time.time_ns(),
         "severity_text": severity_text,
         "severity_number": severity_number,
         "body": body,
         "trace_id": _hex_trace(trace_id),
         "span_id": _hex_span(span_id),
         "attributes": with_exception_location(attributes),
-        "scope": "obsdash.unhandled",
+        "scope": scope,
     }
     return dumps(ctx.stamp(line))
 

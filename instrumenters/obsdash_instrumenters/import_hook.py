@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 class PostImportFinder:
     """A sys.meta_path finder that never finds anything itself; it only wraps the real loader of watched modules."""
 
-    def __init__(self) -> None:
+    def __init__(self, after_each: Callback | None = None) -> None:
         self._callbacks: dict[str, list[Callback]] = {}
+        self._after_each = after_each
 
     def watch(self, module_name: str, callback: Callback) -> None:
         """Call `callback(module)` once `module_name` is imported (at once if it already is)."""
@@ -43,7 +44,10 @@ class PostImportFinder:
             loader = getattr(spec, "loader", None)
             if spec is None or loader is None or not hasattr(loader, "exec_module"):
                 return None
-            spec.loader = _NotifyingLoader(loader, self._callbacks.pop(fullname))
+            callbacks = self._callbacks.pop(fullname)
+            if self._after_each is not None:
+                callbacks.append(self._after_each)
+            spec.loader = _NotifyingLoader(loader, callbacks)
             return spec
         except BaseException as exc:
             internal_error("import_hook.find_spec", exc)

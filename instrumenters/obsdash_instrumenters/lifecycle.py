@@ -112,8 +112,9 @@ class Lifecycle:
             self._record_start(0.0, parent_pid=parent)
             mp_util = sys.modules.get("multiprocessing.util")
             if mp_util is not None:
-                # multiprocessing children leave through os._exit (no atexit); its finalizers do run.
-                mp_util.Finalize(None, self.finish, exitpriority=-100)
+                # multiprocessing children leave through os._exit (no atexit), but run its finalizers; the
+                # registry is cleared when the child starts, so register from its after-fork callbacks.
+                mp_util.register_after_fork(self, _finish_with_multiprocessing)
         except BaseException as exc:
             safety.internal_error("lifecycle.fork", exc)
 
@@ -147,6 +148,12 @@ class Lifecycle:
                 "internal_errors": dict(safety.internal_errors),
             }
         )
+
+
+def _finish_with_multiprocessing(lifecycle: Lifecycle) -> None:
+    import multiprocessing.util
+
+    multiprocessing.util.Finalize(None, lifecycle.finish, exitpriority=-100)
 
 
 def _exit_status(status: Any) -> int:

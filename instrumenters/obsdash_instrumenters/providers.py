@@ -8,14 +8,12 @@ SDK's periodic reader, with delta temporality so a window sum is a plain SUM.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections.abc import Sequence
 from typing import Any
 
 from opentelemetry import metrics, trace
 from opentelemetry._logs import set_logger_provider
-from opentelemetry.instrumentation.logging.handler import LoggingHandler, _overwrite_logging_config_fns
 from opentelemetry.sdk._logs import LoggerProvider, ReadableLogRecord
 from opentelemetry.sdk._logs.export import LogRecordExporter, LogRecordExportResult, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider, ObservableCounter
@@ -103,33 +101,6 @@ class SpoolMetricExporter(MetricExporter):
         """Nothing to release."""
 
 
-class CaptureHandler(LoggingHandler):
-    """The OpenTelemetry logging handler, plus Python's "last resort" behaviour.
-
-    With no handler configured, Python prints WARNING and above to stderr (logging.lastResort). Our handler on
-    the root logger would silence that, changing the app's stderr; so when ours is the only handler on the
-    record's path, we call the last resort ourselves.
-    """
-
-    def emit(self, record: logging.LogRecord) -> None:
-        try:
-            super().emit(record)
-        except BaseException as exc:
-            internal_error("log.capture", exc)
-        last_resort = logging.lastResort
-        if last_resort is not None and record.levelno >= last_resort.level and _only_us(self, record):
-            last_resort.handle(record)
-
-
-def _only_us(ours: logging.Handler, record: logging.LogRecord) -> bool:
-    logger: logging.Logger | None = logging.getLogger(record.name)
-    while logger is not None:
-        if any(handler is not ours for handler in logger.handlers):
-            return False
-        logger = logger.parent if logger.propagate else None
-    return True
-
-
 class Providers:
     """The three SDK providers of this process, built once."""
 
@@ -156,11 +127,9 @@ class Providers:
         provider = LoggerProvider(resource=self.resource, shutdown_on_exit=False)
         provider.add_log_record_processor(SimpleLogRecordProcessor(SpoolLogExporter(writer, ctx)))
         set_logger_provider(provider)
-        self.logger_provider = provider
-        handler = CaptureHandler(logger_provider=provider)
-        logging.getLogger().addHandler(handler)
-        # basicConfig() does nothing when the root logger has a handler: step aside while the app configures.
-        _overwrite_logging_config_fns(handler)
+        self.logger_provider = (
+            provider  # for apps that use the OpenTelemetry logs API; `logging` is logcapture's
+        )
 
     def _build_metrics(self, writer: SpoolWriter, ctx: RecordContext) -> None:
         reader = PeriodicExportingMetricReader(
