@@ -51,7 +51,7 @@ def derive_service_name(argv: list[str]) -> str:
     if argv[0] == "-m" and len(argv) > 1:
         return argv[1]
     if argv[0] == "-c":
-        return "python-c"
+        return "python"
     base = os.path.basename(argv[0])
     if base == "__main__.py":
         return os.path.basename(os.path.dirname(os.path.abspath(argv[0]))) or "python"

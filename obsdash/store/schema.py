@@ -80,7 +80,10 @@ SELECT e.time, e.trace_id, e.span_id, e.service_name, e.run_id, e.exception_type
        substr(md5(e.short_type || '|' || coalesce(e.exception_location, '')), 1, 12) AS fingerprint,
        r.http_route AS route
 FROM ranked e
-LEFT JOIN spans r ON r.trace_id = e.trace_id AND r.is_root
+LEFT JOIN (
+    -- a trace crossing two wrapped services has two local roots: take the first one's route, once
+    SELECT trace_id, arg_min(http_route, start_time) AS http_route FROM spans WHERE is_root GROUP BY trace_id
+) r ON r.trace_id = e.trace_id
 WHERE e.n = 1;
 
 CREATE OR REPLACE VIEW runs AS
