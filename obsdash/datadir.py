@@ -7,10 +7,7 @@ and every file in it 0600 (S3).
 
 from __future__ import annotations
 
-import hashlib
 import os
-import tempfile
-from dataclasses import dataclass
 from pathlib import Path
 
 from obsdash.errors import ObsdashError
@@ -20,11 +17,15 @@ DEFAULT_DIR = ".obsdash"
 MAX_SOCKET_PATH = 100
 
 
-@dataclass(frozen=True)
 class DataDir:
-    """The paths of one data directory."""
+    """The paths of one data directory. (A plain class: `obsdash wrap` start-up is on the P1 budget, and
+    dataclasses + tempfile + hashlib cost ~12 ms to import.)"""
 
-    root: Path
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def __repr__(self) -> str:
+        return f"DataDir({str(self.root)!r})"
 
     @property
     def database(self) -> Path:
@@ -47,6 +48,9 @@ class DataDir:
         path = self.root / "hub.sock"
         if len(str(path)) <= MAX_SOCKET_PATH:
             return path
+        import hashlib
+        import tempfile
+
         digest = hashlib.sha256(str(self.root).encode()).hexdigest()[:16]
         runtime = Path(os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()) / f"obsdash-{os.getuid()}"
         _make_private_dir(runtime)
