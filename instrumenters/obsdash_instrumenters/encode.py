@@ -39,15 +39,14 @@ def _hex_span(span_id: int | None) -> str | None:
     return format(span_id, "016x") if span_id else None
 
 
-def with_exception_location(attributes: Mapping[str, Any]) -> dict[str, Any]:
-    """Attributes plus `obsdash.exception.location` when they describe an exception with a stack trace."""
-    result = dict(attributes)
-    stacktrace = result.get("exception.stacktrace")
-    if isinstance(stacktrace, str) and EXCEPTION_LOCATION not in result:
+def with_exception_location(attributes: dict[str, Any]) -> dict[str, Any]:
+    """Add `obsdash.exception.location` (in place) when the attributes describe an exception with a stack trace."""
+    stacktrace = attributes.get("exception.stacktrace")
+    if isinstance(stacktrace, str) and EXCEPTION_LOCATION not in attributes:
         location = app_location(stacktrace)
         if location:
-            result[EXCEPTION_LOCATION] = location
-    return result
+            attributes[EXCEPTION_LOCATION] = location
+    return attributes
 
 
 def encode_span(span: Any, ctx: RecordContext) -> bytes:
@@ -58,7 +57,7 @@ def encode_span(span: Any, ctx: RecordContext) -> bytes:
         {
             "name": event.name,
             "time_ns": event.timestamp,
-            "attributes": with_exception_location(event.attributes or {}),
+            "attributes": with_exception_location(dict(event.attributes or {})),
         }
         for event in span.events
     ]
@@ -87,24 +86,24 @@ def encode_log(log: Any, ctx: RecordContext) -> bytes:
     severity = record.severity_number
     body = record.body
     scope = getattr(log, "instrumentation_scope", None)
-    line = {
-        "time_ns": record.timestamp or record.observed_timestamp or time.time_ns(),
-        "severity_text": record.severity_text,
-        "severity_number": severity.value if severity is not None else None,
-        "body": body if isinstance(body, str) or body is None else str(body),
-        "trace_id": _hex_trace(record.trace_id),
-        "span_id": _hex_span(record.span_id),
-        "attributes": with_exception_location(record.attributes or {}),
-        "scope": scope.name if scope is not None else None,
-    }
-    return dumps(ctx.stamp(line))
+    return _log_line(
+        ctx,
+        time_ns=record.timestamp or record.observed_timestamp or time.time_ns(),
+        severity_text=record.severity_text,
+        severity_number=severity.value if severity is not None else None,
+        body=body if isinstance(body, str) or body is None else str(body),
+        trace_id=record.trace_id,
+        span_id=record.span_id,
+        attributes=dict(record.attributes or {}),
+        scope=scope.name if scope is not None else None,
+    )
 
 
 def encode_plain_log(
     severity_text: str,
     severity_number: int,
     body: str,
-    attributes: Mapping[str, Any],
+    attributes: dict[str, Any],
     ctx: RecordContext,
     *,
     time_ns: int | None = None,
@@ -117,8 +116,34 @@ def encode_plain_log(
         span_context = trace_api.get_current_span().get_span_context()
         if span_context.is_valid:
             trace_id, span_id = span_context.trace_id, span_context.span_id
+    return _log_line(
+        ctx,
+        time_ns=time_ns or time.time_ns(),
+        severity_text=severity_text,
+        severity_number=severity_number,
+        body=body,
+        trace_id=trace_id,
+        span_id=span_id,
+        attributes=attributes,
+        scope=scope,
+    )
+
+
+def _log_line(
+    ctx: RecordContext,
+    *,
+    time_ns: int,
+    severity_text: str | None,
+    severity_number: int | None,
+    body: str | None,
+    trace_id: int | None,
+    span_id: int | None,
+    attributes: dict[str, Any],
+    scope: str | None,
+) -> bytes:
+    """The one shape of a log line, whichever path made the record."""
     line = {
-        "time_ns": time_ns or time.time_ns(),
+        "time_ns": time_ns,
         "severity_text": severity_text,
         "severity_number": severity_number,
         "body": body,

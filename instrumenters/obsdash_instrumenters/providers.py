@@ -1,9 +1,10 @@
 """The OpenTelemetry SDK providers, built only when the app first needs them.
 
 Importing the SDK costs 60–90 ms here (`-X importtime`), more than the whole P1 budget, so nothing in this module
-is imported at start-up: `ensure_providers()` runs just before the first instrumentor loads. Spans and logs are
-encoded on the thread that produced them and queued in the spool writer; metrics are collected every 5 s by the
-SDK's periodic reader, with delta temporality so a window sum is a plain SUM.
+is imported at start-up: bootstrap's `_LazyProviders.ensure()` builds them just before the first instrumentor
+loads. Spans are encoded on the thread that ended them and queued in the spool writer (`logging` records take
+their own path, logcapture.py; the LoggerProvider serves apps using the OpenTelemetry logs API); metrics are
+collected every 5 s by the SDK's periodic reader, with delta temporality so a window sum is a plain SUM.
 """
 
 from __future__ import annotations

@@ -44,17 +44,12 @@ def _int(name: str, default: int) -> int:
         return default
 
 
-def derive_service_name(argv: list[str]) -> str:
-    """A readable service name from the command line: `app.py` → `app`, `-m pkg.mod` → `pkg.mod`."""
-    if not argv or not argv[0]:
-        return "python"
-    if argv[0] == "-m" and len(argv) > 1:
-        return argv[1]
-    if argv[0] == "-c":
+def fallback_service_name(argv: list[str]) -> str:
+    """A service name from sys.argv, for runs not started by `obsdash wrap` (which derives a better one from the
+    whole command line and passes it as OBSDASH_SERVICE_NAME)."""
+    if not argv or argv[0] in ("", "-c"):
         return "python"
     base = os.path.basename(argv[0])
-    if base == "__main__.py":
-        return os.path.basename(os.path.dirname(os.path.abspath(argv[0]))) or "python"
     return base[:-3] if base.endswith(".py") else base
 
 
@@ -66,7 +61,7 @@ def load() -> Settings | None:
     service = (
         os.environ.get("OBSDASH_SERVICE_NAME")
         or os.environ.get("OTEL_SERVICE_NAME")
-        or derive_service_name(sys.argv)
+        or fallback_service_name(sys.argv)
     )
     run_id = os.environ.get("OBSDASH_RUN_ID") or time.strftime("%Y%m%d-%H%M%S-") + os.urandom(2).hex()
     disabled = os.environ.get("OTEL_PYTHON_DISABLED_INSTRUMENTATIONS", "")
