@@ -11,6 +11,7 @@ import atexit
 import fcntl
 import os
 import socket
+import threading
 import time
 from typing import Any, Protocol
 
@@ -99,6 +100,8 @@ class Store:
     def __init__(self, data_dir: DataDir) -> None:
         self.data_dir = data_dir
         self._backend: LocalBackend | RemoteBackend = _elect(data_dir)
+        # The dashboard queries from several worker threads; a hub socket carries one request at a time.
+        self._lock = threading.RLock()
 
     @property
     def is_host(self) -> bool:
@@ -106,12 +109,13 @@ class Store:
         return self._backend.is_host
 
     def _retrying(self, call: Any) -> Any:
-        try:
-            return call(self._backend)
-        except (ConnectionError, OSError):
-            self._backend.close()
-            self._backend = _elect(self.data_dir)  # the host went away: join the next or become it
-            return call(self._backend)
+        with self._lock:
+            try:
+                return call(self._backend)
+            except (ConnectionError, OSError):
+                self._backend.close()
+                self._backend = _elect(self.data_dir)  # the host went away: join the next or become it
+                return call(self._backend)
 
     def query(
         self,
@@ -134,7 +138,8 @@ class Store:
 
     def close(self) -> None:
         """Leave the hub (or stop hosting it)."""
-        self._backend.close()
+        with self._lock:
+            self._backend.close()
 
 
 def open_store(data_dir: DataDir) -> Store:
