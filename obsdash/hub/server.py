@@ -210,7 +210,9 @@ class Hub:
 
     # -- shutdown ----------------------------------------------------------------------------------
     def close(self) -> None:
-        """Stop serving, close the database (checkpointing it) and release the hub lock."""
+        """Stop serving, close the database (checkpointing it) and release the hub lock. Idempotent."""
+        if self._stop.is_set():
+            return
         self._stop.set()
         if self._server is not None:
             try:

@@ -28,7 +28,9 @@ class Reader(Protocol):
     ) -> QueryResult: ...
 
 
-def fetch(reader: Reader, sql: str, params: list[Any] | None = None, max_rows: int = 500) -> list[dict[str, Any]]:
+def fetch(
+    reader: Reader, sql: str, params: list[Any] | None = None, max_rows: int = 500
+) -> list[dict[str, Any]]:
     """Run one dashboard query (no sync) and return its rows as dicts."""
     return reader.query(sql, params, max_rows=max_rows, sync=False).records()
 

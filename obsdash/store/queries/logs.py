@@ -56,6 +56,7 @@ def log_line(r: dict[str, Any]) -> LogLine:
 def recent_logs(
     reader: Reader,
     since: datetime,
+    *,
     min_severity: int = 0,
     service: str | None = None,
     text: str = "",

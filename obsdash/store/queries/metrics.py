@@ -78,3 +78,9 @@ def metric_series(reader: Reader, info: MetricInfo, buckets: Buckets) -> MetricS
         if r["b"] is not None and 0 <= r["b"] < buckets.count and r["v"] is not None:
             values[int(r["b"])] = float(r["v"])
     return MetricSeries(info, buckets, values)
+
+
+def first_point_time(reader: Reader) -> datetime | None:
+    """When the oldest metric point in the store was recorded (for the `all` window's chart)."""
+    rows = fetch(reader, "SELECT min(time) AS t FROM metric_points")
+    return rows[0]["t"] if rows else None

@@ -99,6 +99,7 @@ def _filter_clause(text: str, errors_only: bool) -> tuple[str, list[Any]]:
 def list_traces(
     reader: Reader,
     since: datetime,
+    *,
     text: str = "",
     sort: str = "time",
     errors_only: bool = False,

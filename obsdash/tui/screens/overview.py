@@ -1,0 +1,136 @@
+"""Overview: what the app is doing right now — request rate, errors and latency per route, with charts."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Horizontal, Vertical
+from textual.widgets import Footer, Label, Sparkline, Static
+
+from obsdash.store.queries.overview import Overview, overview
+from obsdash.store.queries.window import Window
+from obsdash.tui import format as fmt
+from obsdash.tui.live import LiveScreen
+from obsdash.tui.widgets.navbar import NavBar
+from obsdash.tui.widgets.table import LiveTable
+
+if TYPE_CHECKING:
+    from obsdash.hub.client import Store
+
+
+class OverviewScreen(LiveScreen):
+    """Routes with rate, error rate and p50/p95/p99; requests, errors and p95 over the window; recent errors."""
+
+    AUTO_FOCUS = "#routes"
+
+    def compose(self) -> ComposeResult:
+        """Charts on top, the routes table, recent errors, then what was lost."""
+        yield NavBar(id="nav")
+        yield Static(id="summary")
+        with Horizontal(id="charts"):
+            for chart_id, title in (("requests", "requests"), ("errors", "errors"), ("p95", "p95 latency")):
+                with Vertical(classes="chart"):
+                    yield Label(title, id=f"{chart_id}-label", classes="chart-label")
+                    yield Sparkline([], id=f"{chart_id}-chart")
+        yield LiveTable(["service", "route", "rate", "reqs", "err%", "p50", "p95", "p99"], id="routes")
+        yield LiveTable(["error", "count", "last", "where", "route"], id="recent-errors")
+        yield Static(id="health")
+        yield Footer()
+
+    def load(self, store: Store, window: Window, now: datetime) -> tuple[Overview, datetime]:
+        """All of the overview's figures."""
+        return overview(store, window, now), now
+
+    def show(self, data: tuple[Overview, datetime]) -> None:
+        """Fill the summary, the charts and both tables."""
+        view, now = data
+        self._show_summary(view)
+        self._show_charts(view)
+        self.query_one("#routes", LiveTable).replace_rows(
+            (
+                f"{r.service}|{r.route}",
+                (
+                    r.service,
+                    r.route,
+                    fmt.rate(r.rate_per_s),
+                    fmt.count(r.requests),
+                    fmt.percent(r.error_rate),
+                    fmt.duration(r.p50_ms),
+                    fmt.duration(r.p95_ms),
+                    fmt.duration(r.p99_ms),
+                ),
+            )
+            for r in view.routes
+        )
+        self.query_one("#recent-errors", LiveTable).replace_rows(
+            (
+                e.fingerprint,
+                (
+                    Text(e.exception_type.rsplit(".", 1)[-1], style="red"),
+                    f"×{e.count}",
+                    fmt.ago(e.last_seen, now),
+                    e.location,
+                    ", ".join(e.routes),
+                ),
+            )
+            for e in view.errors
+        )
+        self.query_one("#health", Static).update(_health_line(view))
+
+    def _show_summary(self, view: Overview) -> None:
+        services = ", ".join(s.service for s in view.services) or "no services yet"
+        errors = view.errors_total
+        line = Text.assemble(
+            (f"{fmt.count(view.requests)} requests", "bold"),
+            "  ",
+            (f"{fmt.count(errors)} failed", "bold red" if errors else "dim"),
+            "  ",
+            fmt.percent(errors / view.requests if view.requests else 0.0),
+            "  services: ",
+            (services, "cyan"),
+        )
+        if not view.routes:
+            line.append("   — nothing in this window yet; `w` widens it", style="dim")
+        self.query_one("#summary", Static).update(line)
+
+    def _show_charts(self, view: Overview) -> None:
+        series = view.series
+        bucket = fmt.duration(series.buckets.width_s * 1000)
+        for chart_id, values, label in (
+            (
+                "requests",
+                series.requests,
+                f"requests per {bucket}: max {fmt.count(max(series.requests, default=0))}",
+            ),
+            ("errors", series.errors, f"errors per {bucket}: max {fmt.count(max(series.errors, default=0))}"),
+            ("p95", series.p95_ms, f"p95: max {fmt.duration(max(series.p95_ms, default=0))}"),
+        ):
+            self.query_one(f"#{chart_id}-chart", Sparkline).data = values
+            self.query_one(f"#{chart_id}-label", Label).update(label)
+
+    def on_data_table_row_selected(self, event: LiveTable.RowSelected) -> None:
+        """Enter on a route shows its traces; on an error, its example trace."""
+        key = str(event.row_key.value)
+        if event.data_table.id == "routes":
+            route = key.split("|", 1)[1]
+            self.dashboard.show_traces(route)
+        elif event.data_table.id == "recent-errors":
+            self.dashboard.show_error(key)
+
+
+def _health_line(view: Overview) -> Text:
+    health = view.health
+    line = Text(f"stored from {health.segments} spool segments", style="dim")
+    if health.bad_lines:
+        line.append(f" · {health.bad_lines} bad lines skipped", style="yellow")
+    for reason, n in sorted(health.dropped.items()):
+        line.append(f" · {n} dropped ({reason})", style="yellow")
+    if health.not_instrumented:
+        names = ", ".join(f"{lib} ({why})" for lib, why in sorted(health.not_instrumented.items()))
+        line.append(f" · not instrumented: {names}", style="dim")
+    if health.internal_errors:
+        line.append(f" · {health.internal_errors} internal errors", style="red")
+    return line

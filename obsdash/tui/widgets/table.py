@@ -1,0 +1,60 @@
+"""A DataTable with vim keys that keeps the cursor on the same row across refreshes."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any, ClassVar
+
+from textual.binding import Binding, BindingType
+from textual.widgets import DataTable
+
+
+class LiveTable(DataTable[Any]):
+    """Rows are replaced on every refresh; the highlighted row follows its key, not its position."""
+
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("j", "cursor_down", "Down", show=False),
+        Binding("k", "cursor_up", "Up", show=False),
+        Binding("g", "scroll_top", "Top", show=False),
+        Binding("G", "scroll_bottom", "Bottom", show=False),
+        Binding("ctrl+d", "page_down", "Page down", show=False),
+        Binding("ctrl+u", "page_up", "Page up", show=False),
+    ]
+
+    def __init__(self, columns: Sequence[str], **kwargs: Any) -> None:
+        super().__init__(cursor_type="row", zebra_stripes=True, **kwargs)
+        self._column_labels = list(columns)
+
+    def on_mount(self) -> None:
+        """Columns are fixed; rows come with each refresh."""
+        self.add_columns(*self._column_labels)
+
+    def replace_rows(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
+        """Show `rows` (key, cells), keeping the cursor on the row it was on when that row is still there."""
+        selected = self.selected_key()
+        self.clear()
+        for key, cells in rows:
+            self.add_row(*cells, key=key)
+        if selected is not None:
+            try:
+                self.move_cursor(row=self.get_row_index(selected), scroll=False)
+            except Exception:  # the row left the window
+                pass
+
+    def selected_key(self) -> str | None:
+        """The key of the highlighted row, if any."""
+        if not self.row_count:
+            return None
+        try:
+            key = self.coordinate_to_cell_key(self.cursor_coordinate).row_key
+        except Exception:
+            return None
+        return str(key.value) if key.value is not None else None
+
+    def action_scroll_top(self) -> None:
+        """First row."""
+        self.move_cursor(row=0)
+
+    def action_scroll_bottom(self) -> None:
+        """Last row."""
+        self.move_cursor(row=max(self.row_count - 1, 0))
