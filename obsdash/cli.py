@@ -1,4 +1,4 @@
-"""The `obsdash` command line: wrap, query, ingest (and the dashboard when it lands).
+"""The `obsdash` command line: the dashboard, wrap, query, tail, ingest.
 
 Every error a user can cause ends as one line on stderr and a non-zero status; no traceback reaches a user.
 """
@@ -15,6 +15,7 @@ from obsdash.datadir import resolve
 from obsdash.errors import ObsdashError
 
 EXIT_USAGE = 2
+WINDOW_LABELS = ("5m", "15m", "1h", "6h", "24h", "all")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -36,7 +37,11 @@ def _data_dir_option() -> _Parser:
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
     common = _data_dir_option()
-    parser = _Parser(prog="obsdash", description="See inside a Python app that was never instrumented.")
+    parser = _Parser(
+        prog="obsdash",
+        parents=[common],  # `obsdash --data-dir DIR` alone opens the dashboard on DIR
+        description="See inside a Python app that was never instrumented. With no command: the dashboard.",
+    )
     parser.add_argument("--version", action="version", version=f"obsdash {__version__}")
     commands = parser.add_subparsers(dest="command", parser_class=_Parser)
 
@@ -50,6 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--max-rows", type=int, default=10_000, metavar="N", help="cap on rows returned")
 
     commands.add_parser("ingest", parents=[common], help="bring the store up to date with the spool and exit")
+
+    tui = commands.add_parser("tui", parents=[common], help="the dashboard (also what `obsdash` alone opens)")
+    tui.add_argument("--window", choices=WINDOW_LABELS, default="1h", help="time window shown first")
+
+    tail = commands.add_parser("tail", parents=[common], help="print new log lines and errors as they arrive")
+    tail.add_argument("--errors", action="store_true", help="errors only, repeats collapsed with a count")
+    tail.add_argument("--follow", "-f", action="store_true", help="keep printing as new telemetry arrives")
+    tail.add_argument("--service", metavar="S", help="only this service")
+    tail.add_argument("--window", choices=WINDOW_LABELS, default="15m", help="how far back to start")
     return parser
 
 
@@ -90,7 +104,25 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
-HANDLERS = {"wrap": _run_wrap, "query": _run_query, "ingest": _run_ingest}
+def _run_tui(args: argparse.Namespace) -> int:
+    from obsdash.tui.app import run_dashboard
+
+    return run_dashboard(resolve(args.data_dir), window=getattr(args, "window", "1h"))
+
+
+def _run_tail(args: argparse.Namespace) -> int:
+    from obsdash.tail import run_tail
+
+    return run_tail(args)
+
+
+HANDLERS = {
+    "wrap": _run_wrap,
+    "query": _run_query,
+    "ingest": _run_ingest,
+    "tui": _run_tui,
+    "tail": _run_tail,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -98,8 +130,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
-        parser.print_help()
-        return 0
+        args = parser.parse_args(["tui", *(argv if argv is not None else sys.argv[1:])])
     try:
         return HANDLERS[args.command](args)
     except ObsdashError as exc:

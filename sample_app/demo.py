@@ -2,9 +2,11 @@
 
 ``python -m sample_app.demo [--data-dir .obsdash] [--duration 20] [--no-dashboard]`` picks free ports on
 127.0.0.1, starts the third-party stand-in, starts the shop as ``obsdash wrap ... -- python -m
-sample_app.app`` (its output goes to ``DATA_DIR/sample_app.log``), waits for ``/health``, sends traffic
-for the given duration (Ctrl-C ends it early), stops the shop with SIGTERM and prints per-route latency
-and error summaries with ``obsdash query``. Child processes are always cleaned up; on failure it exits
+sample_app.app`` (its output goes to ``DATA_DIR/sample_app.log``) and waits for ``/health``. On a terminal
+it then opens the dashboard (``obsdash tui``) with traffic running in the background until you quit it (q);
+otherwise (a pipe, CI, or ``--no-dashboard``) it sends traffic for ``--duration`` seconds (Ctrl-C ends it
+early). Either way it stops the shop with SIGTERM and prints per-route latency and error summaries with
+``obsdash query``. Child processes are always cleaned up; on failure it exits
 non-zero with one line saying why.
 """
 
@@ -30,6 +32,7 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 HEALTH_TIMEOUT_S = 20.0
 STOP_TIMEOUT_S = 10.0
 QUERY_TIMEOUT_S = 60.0
+DASHBOARD_TRAFFIC_S = 3600.0
 
 ROUTES_SQL = (
     "SELECT coalesce(http_route, name) AS route, count(*) AS requests, "
@@ -166,6 +169,42 @@ def progress_printer(duration: float) -> Callable[[int, float], None]:
     return show
 
 
+def dashboard_wanted(args: argparse.Namespace) -> bool:
+    """The dashboard needs a terminal: skip it under CI, in a pipe, or with --no-dashboard."""
+    return not args.no_dashboard and sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def watch_with_dashboard(
+    data_dir: Path, app_url: str, args: argparse.Namespace, children: list[subprocess.Popen[bytes]]
+) -> None:
+    """Traffic in the background for as long as the dashboard is open; the dashboard in the foreground."""
+    traffic = start(
+        [
+            sys.executable,
+            "-m",
+            "sample_app.traffic",
+            "--base-url",
+            app_url,
+            "--duration",
+            str(DASHBOARD_TRAFFIC_S),
+            "--concurrency",
+            str(args.concurrency),
+        ]
+    )
+    children.append(traffic)
+    print("opening the dashboard (q quits, ? shows the keys); traffic runs until you quit")
+    time.sleep(1.0)  # let the first requests reach the store so the first screen is not empty
+    try:
+        subprocess.run(
+            [sys.executable, "-m", "obsdash", "tui", "--data-dir", str(data_dir), "--window", "5m"],
+            cwd=REPO_ROOT,
+            check=False,
+        )
+    except KeyboardInterrupt:
+        pass
+    stop(traffic, STOP_TIMEOUT_S)
+
+
 def run_demo(args: argparse.Namespace) -> None:
     """Start everything, drive traffic, stop everything, then print the summaries."""
     data_dir = Path(args.data_dir).resolve()
@@ -197,24 +236,20 @@ def run_demo(args: argparse.Namespace) -> None:
         wait_for_http(f"{app_url}/health", app, "the shop (under obsdash wrap)", log_path)
         print(f"shop is up at {app_url}; telemetry goes to {data_dir}, app output to {log_path}")
 
-        # ---- DASHBOARD HOOK ------------------------------------------------------------------------
-        # Once `obsdash tui` exists, launch it here unless --no-dashboard was given, so it watches the
-        # traffic live: run `[sys.executable, "-m", "obsdash", "tui", "--data-dir", str(data_dir)]` in the
-        # foreground terminal and move the traffic below to a background thread (stopping it when the TUI
-        # quits). Not wired up yet: for now the demo always behaves as with --no-dashboard.
-        # -----------------------------------------------------------------------------------------------
-
-        print(f"sending traffic for {args.duration:g} s (Ctrl-C to stop early)")
-        counts = run_traffic(
-            app_url,
-            duration=args.duration,
-            concurrency=args.concurrency,
-            progress=progress_printer(args.duration),
-            stop_on_interrupt=True,
-        )
-        if sys.stdout.isatty():
-            print()
-        print(format_summary(counts))
+        if dashboard_wanted(args):
+            watch_with_dashboard(data_dir, app_url, args, children)
+        else:
+            print(f"sending traffic for {args.duration:g} s (Ctrl-C to stop early)")
+            counts = run_traffic(
+                app_url,
+                duration=args.duration,
+                concurrency=args.concurrency,
+                progress=progress_printer(args.duration),
+                stop_on_interrupt=True,
+            )
+            if sys.stdout.isatty():
+                print()
+            print(format_summary(counts))
 
         print("stopping the shop (SIGTERM) ...")
         if not stop(app, STOP_TIMEOUT_S):
@@ -240,7 +275,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m sample_app.demo", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", default=".obsdash", help="obsdash data directory (default .obsdash)")
     parser.add_argument("--duration", type=float, default=20.0, help="seconds of traffic (default 20)")
-    parser.add_argument("--no-dashboard", action="store_true", help="do not open the live dashboard")
+    parser.add_argument(
+        "--no-dashboard",
+        action="store_true",
+        help="do not open the live dashboard (it only opens on a terminal; --duration applies without it)",
+    )
     parser.add_argument("--concurrency", type=int, default=4, help="parallel traffic clients (default 4)")
     parser.add_argument("--fail-rate", type=float, default=0.2, help="stand-in 429/500 rate (default 0.2)")
     return parser.parse_args(argv)

@@ -1,6 +1,9 @@
 """The first screen's figures: per-route rates and latency percentiles, charts over the window, services.
 
-Requests are root spans (a server span for a web request; a root INTERNAL span for a background job). Measured
+Requests are root server spans (or consumer spans). Other root spans — a background job, a database call made
+outside any request — are listed after them as background work, and count as requests only in an app that
+serves none (a script). Rates divide by the time the window actually saw traffic, so a just-started app does
+not look idle in a 24h window. Measured
 on 1M spans (bench/dashboard.py): the whole overview is a handful of aggregates over the window, each a few ms.
 """
 
@@ -23,6 +26,8 @@ class RouteStats:
 
     service: str
     route: str
+    role: str
+    """`request` for server/consumer roots, else the root span's kind (`internal`, `client`, ...)."""
     requests: int
     errors: int
     rate_per_s: float
@@ -69,22 +74,30 @@ class Overview:
     health: Health
 
     @property
+    def request_routes(self) -> list[RouteStats]:
+        """The routes that serve requests (all roots when the app serves none)."""
+        served = [r for r in self.routes if r.role == "request"]
+        return served or self.routes
+
+    @property
     def requests(self) -> int:
         """All requests in the window."""
-        return sum(r.requests for r in self.routes)
+        return sum(r.requests for r in self.request_routes)
 
     @property
     def errors_total(self) -> int:
         """All failed requests in the window."""
-        return sum(r.errors for r in self.routes)
+        return sum(r.errors for r in self.request_routes)
 
 
-ROUTES_SQL = """
-SELECT service_name AS service, coalesce(http_route, name) AS route, count(*) AS requests,
+ROLE = "CASE WHEN kind IN ('SERVER', 'CONSUMER') THEN 'request' ELSE lower(kind) END"
+ROUTES_SQL = f"""
+SELECT service_name AS service, coalesce(http_route, name) AS route, {ROLE} AS role, count(*) AS requests,
        count(*) FILTER (WHERE status_code = 'ERROR') AS errors,
-       quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS q
+       quantile_cont(duration_ms, [0.5, 0.95, 0.99]) AS q,
+       min(min(start_time)) OVER () AS first_seen
 FROM spans WHERE is_root AND start_time >= ?
-GROUP BY 1, 2 ORDER BY requests DESC, route LIMIT ?
+GROUP BY 1, 2, 3 ORDER BY role = 'request' DESC, requests DESC, route LIMIT ?
 """
 
 SERVICES_SQL = """
@@ -95,16 +108,17 @@ FROM spans WHERE start_time >= ? GROUP BY 1 ORDER BY 1
 """
 
 
-def route_stats(reader: Reader, since: datetime, seconds: float) -> list[RouteStats]:
-    """Per (service, route): count, errors, rate over `seconds`, and p50/p95/p99 in ms."""
+def route_stats(reader: Reader, since: datetime, now: datetime) -> list[RouteStats]:
+    """Per (service, route): count, errors, rate while traffic was seen, and p50/p95/p99 in ms."""
     rows = fetch(reader, ROUTES_SQL, [since, MAX_ROUTES], max_rows=MAX_ROUTES)
     return [
         RouteStats(
             service=row["service"] or "?",
             route=row["route"] or "?",
+            role=row["role"],
             requests=int(row["requests"]),
             errors=int(row["errors"]),
-            rate_per_s=row["requests"] / seconds if seconds > 0 else 0.0,
+            rate_per_s=row["requests"] / max((now - row["first_seen"]).total_seconds(), 1.0),
             p50_ms=float(row["q"][0]),
             p95_ms=float(row["q"][1]),
             p99_ms=float(row["q"][2]),
@@ -129,13 +143,14 @@ def service_stats(reader: Reader, since: datetime) -> list[ServiceStats]:
     ]
 
 
-def request_series(reader: Reader, buckets: Buckets) -> Series:
-    """Requests, errors and p95 per bucket."""
+def request_series(reader: Reader, buckets: Buckets, requests_only: bool = True) -> Series:
+    """Requests (or, with requests_only=False, all root spans), errors and p95 per bucket."""
+    only = f" AND {ROLE} = 'request'" if requests_only else ""
     sql = f"""
         SELECT {buckets.sql_index("start_time")} AS b, count(*) AS requests,
                count(*) FILTER (WHERE status_code = 'ERROR') AS errors,
                quantile_cont(duration_ms, 0.95) AS p95
-        FROM spans WHERE is_root AND start_time >= ? GROUP BY 1"""
+        FROM spans WHERE is_root AND start_time >= ?{only} GROUP BY 1"""
     rows = fetch(reader, sql, [buckets.start], max_rows=buckets.count + 1)
     by_bucket = {int(r["b"]): r for r in rows if r["b"] is not None and 0 <= r["b"] < buckets.count}
     return Series(
@@ -157,12 +172,12 @@ def overview(reader: Reader, window: Window, now: datetime) -> Overview:
     since = window.start(now)
     if window.seconds is None:
         since = first_root_time(reader) or now
-    seconds = max((now - since).total_seconds(), 1.0)
-    buckets = Buckets.covering(since, now)
+    routes = route_stats(reader, since, now)
+    serves_requests = any(r.role == "request" for r in routes)
     return Overview(
-        routes=route_stats(reader, since, seconds),
+        routes=routes,
         services=service_stats(reader, since),
-        series=request_series(reader, buckets),
+        series=request_series(reader, Buckets.covering(since, now), serves_requests),
         errors=error_groups(reader, since, limit=5),
         health=health(reader, since),
     )

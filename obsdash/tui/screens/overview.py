@@ -54,7 +54,7 @@ class OverviewScreen(LiveScreen):
                 f"{r.service}|{r.route}",
                 (
                     r.service,
-                    r.route,
+                    r.route if r.role == "request" else Text(f"{r.route} ({r.role})", style="dim"),
                     fmt.rate(r.rate_per_s),
                     fmt.count(r.requests),
                     fmt.percent(r.error_rate),
