@@ -38,6 +38,7 @@ SCHEMA = (
     "CREATE TABLE IF NOT EXISTS orders ("
     " id INTEGER PRIMARY KEY, item_id INTEGER NOT NULL REFERENCES items(id), qty INTEGER NOT NULL,"
     " created_at REAL NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS weather_lookups (id INTEGER PRIMARY KEY, city TEXT NOT NULL, at REAL NOT NULL)",
 )
 SEED_ITEMS = [(1, "pot", 24.5), (2, "mug", 8.0), (3, "kettle", 39.9), (4, "saucer", 4.25), (5, "spoon", 2.1)]
 SEED_ORDERS = [(1, 1, 1), (2, 2, 4), (3, 3, 1), (4, 4, 2), (5, 5, 6)]
@@ -204,10 +205,13 @@ def list_orders() -> ResponseReturnValue:
 
 @app.get("/weather")
 def weather() -> ResponseReturnValue:
-    """Proxy a forecast from the third-party weather API; no retry, 502 when it misbehaves."""
+    """Record the lookup, then proxy a forecast from the third-party weather API; no retry, 502 when it misbehaves."""
     city = request.args.get("city")
     if not city:
         return {"error": "missing ?city="}, 400
+    db = get_db()
+    db.execute("INSERT INTO weather_lookups (city, at) VALUES (?, ?)", (city, time.time()))  # usage audit
+    db.commit()
     try:
         resp = requests.get(f"{app.config['UPSTREAM_URL']}/v1/forecast", params={"city": city}, timeout=2)
     except requests.RequestException as exc:
