@@ -10,7 +10,8 @@ from dataclasses import dataclass
 
 from obsdash.store.queries.traces import Span, Trace
 
-BAR_WIDTH = 28
+BAR_WIDTH = 24
+"""Cells of the time axis: with the name, service and duration it fits an 80-column terminal."""
 
 
 @dataclass(frozen=True)
@@ -100,3 +101,19 @@ def _count_by_span(span_ids: list[str | None]) -> dict[str, int]:
         if span_id:
             counts[span_id] = counts.get(span_id, 0) + 1
     return counts
+
+
+def span_detail_hint(span: Span, width: int = 18) -> str:
+    """What a span did, in a few words: the SQL of a database call, the host and path of an outgoing request."""
+    attributes = span.attributes
+    sql = attributes.get("db.statement") or attributes.get("db.query.text")
+    url = attributes.get("url.full") or attributes.get("http.url")
+    if sql:
+        hint = " ".join(str(sql).split())
+        if hint.upper().startswith(span.name.upper()):
+            hint = hint[len(span.name) :].strip()  # "INSERT" + "INSERT INTO t" says INSERT twice
+    elif url:
+        hint = str(url).split("://", 1)[-1].split("?", 1)[0]
+    else:
+        return ""
+    return hint if len(hint) <= width else hint[: width - 1] + "…"

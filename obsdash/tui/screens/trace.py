@@ -19,7 +19,15 @@ from obsdash.store.queries.traces import Trace, get_trace
 from obsdash.store.queries.window import Window
 from obsdash.tui import format as fmt
 from obsdash.tui.live import LiveScreen
-from obsdash.tui.waterfall import BAR_WIDTH, WaterfallRow, bar, layout, next_error, total_ms
+from obsdash.tui.waterfall import (
+    BAR_WIDTH,
+    WaterfallRow,
+    bar,
+    layout,
+    next_error,
+    span_detail_hint,
+    total_ms,
+)
 from obsdash.tui.widgets.navbar import NavBar
 from obsdash.tui.widgets.table import LiveTable
 
@@ -120,6 +128,9 @@ def _cells(row: WaterfallRow, total: float) -> tuple[Any, ...]:
     span = row.span
     name = Text(row.prefix, style="dim")
     name.append(span.name, style="bold red" if row.is_error else "")
+    hint = span_detail_hint(span)
+    if hint and hint != span.name:
+        name.append(f" {hint}", style="dim")
     start, length = bar(row, total)
     timeline = Text(" " * start, style="")
     timeline.append("█" * length, style="red" if row.is_error else _kind_colour(span.kind))

@@ -62,9 +62,11 @@ class TracesScreen(LiveScreen):
 
     def show(self, data: list[TraceSummary]) -> None:
         """Fill the list and say what it shows."""
+        # Keyed by root span, not trace: a trace crossing two wrapped services has two roots (two rows), and a
+        # duplicate row key would abort the refresh half way.
         self.query_one("#traces", LiveTable).replace_rows(
             (
-                t.trace_id,
+                f"{t.trace_id}/{t.span_id}",
                 (
                     fmt.local_time(t.start_time),
                     t.service,
@@ -100,8 +102,9 @@ class TracesScreen(LiveScreen):
         self.request_refresh()
 
     def on_data_table_row_selected(self, event: LiveTable.RowSelected) -> None:
-        """Enter: open the trace."""
-        self.dashboard.open_trace(str(event.row_key.value))
+        """Enter: open the trace, on the row's root span."""
+        trace_id, _, span_id = str(event.row_key.value).partition("/")
+        self.dashboard.open_trace(trace_id, span_id or None)
 
     def action_filter(self) -> None:
         """Focus the filter line."""
