@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.binding import Binding, BindingType
+from textual.events import ScreenResume
 from textual.screen import Screen
 
 from obsdash.errors import ObsdashError
@@ -86,7 +87,7 @@ class LiveScreen(Screen[None]):
         if self._stale:
             self.request_refresh()
 
-    def on_screen_resume(self) -> None:
+    def on_screen_resume(self, _: ScreenResume) -> None:
         """Coming into view: bring it up to date."""
         self.request_refresh()
 
