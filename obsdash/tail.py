@@ -1,7 +1,8 @@
 """`obsdash tail`: print the window's log lines (or errors, repeats collapsed), then, with --follow, new ones.
 
 For an on-call engineer in a terminal over ssh, or at the end of a pipe: one record per line, never wrapped, colour
-only on a TTY, newest last. Times are UTC, as in the store and `obsdash query`; each line ends with the record's
+only on a TTY, newest last. Times are local wall-clock time, as in the dashboard (the store and `obsdash query`
+keep UTC); each line ends with the record's
 full 32-hex trace id, ready for `obsdash query "... WHERE trace_id = '...'"`.
 
 Following: records are ingested slightly out of time order (each process flushes every 250 ms), so each poll
@@ -22,7 +23,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any, Generic, Protocol, TypeVar
 
@@ -171,8 +172,9 @@ def _flat(value: str) -> str:
 
 
 def _clock(moment: datetime) -> str:
-    shown = moment.strftime("%H:%M:%S.%f")[:-3]
-    return shown if moment.date() == utc_now().date() else f"{moment:%Y-%m-%d} {shown}"
+    local = moment.replace(tzinfo=UTC).astimezone()
+    shown = local.strftime("%H:%M:%S.%f")[:-3]
+    return shown if local.date() == datetime.now().astimezone().date() else f"{local:%Y-%m-%d} {shown}"
 
 
 def _level_style(severity: int) -> str:
