@@ -75,7 +75,8 @@ class ErrorsScreen(LiveScreen):
     def select(self, fingerprint: str) -> None:
         """Highlight a group (used by the Overview's recent errors)."""
         self.pending_fingerprint = fingerprint
-        self.request_refresh()
+        if self.is_mounted:  # else this is the view's first visit, whose first load selects it
+            self.request_refresh()
 
     def on_data_table_row_highlighted(self, event: LiveTable.RowHighlighted) -> None:
         """Show the highlighted group's detail."""

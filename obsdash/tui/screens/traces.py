@@ -44,7 +44,11 @@ class TracesScreen(LiveScreen):
     def compose(self) -> ComposeResult:
         """Filter line, status line, the list."""
         yield NavBar(id="nav")
-        yield FilterInput("filter: route, name, service, status or trace id — Enter applies", id="filter")
+        yield FilterInput(
+            "filter: route, name, service, status or trace id — Enter applies",
+            id="filter",
+            value=self.filter_text,
+        )
         yield Static(id="traces-status")
         yield LiveTable(["time", "service", "request", "status", "duration", "spans"], id="traces")
         yield Footer()
@@ -90,10 +94,12 @@ class TracesScreen(LiveScreen):
 
     def set_filter(self, text: str) -> None:
         """Show the requests matching `text` (used by the Overview's routes)."""
-        self.query_one("#filter", FilterInput).value = text
         self.filter_text = text
         self.page = 0
-        self.request_refresh()
+        if self.is_mounted:
+            self.query_one("#filter", FilterInput).value = text
+            self.request_refresh()
+        # else this is the view's first visit: compose() shows the text and the first load applies it
 
     def on_filter_input_applied(self, event: FilterInput.Applied) -> None:
         """Enter in the filter line."""
