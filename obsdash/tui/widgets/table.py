@@ -32,14 +32,17 @@ class LiveTable(DataTable[Any]):
     def replace_rows(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
         """Show `rows` (key, cells), keeping the cursor on the row it was on when that row is still there."""
         selected = self.selected_key()
-        self.clear()
-        for key, cells in rows:
-            self.add_row(*cells, key=key)
-        if selected is not None:
-            try:
-                self.move_cursor(row=self.get_row_index(selected), scroll=False)
-            except Exception:  # the row left the window
-                pass
+        # Clearing and refilling moves the cursor; those moves are not the user's, so they post no RowHighlighted
+        # (the Metrics view reloads on a highlight: each refresh used to trigger the next, forever).
+        with self.prevent(DataTable.RowHighlighted):
+            self.clear()
+            for key, cells in rows:
+                self.add_row(*cells, key=key)
+            if selected is not None:
+                try:
+                    self.move_cursor(row=self.get_row_index(selected), scroll=False)
+                except Exception:  # the row left the window
+                    pass
 
     def selected_key(self) -> str | None:
         """The key of the highlighted row, if any."""
