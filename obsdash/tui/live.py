@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from textual import work
 from textual.binding import Binding, BindingType
-from textual.events import ScreenResume
 from textual.screen import Screen
 
 from obsdash.errors import ObsdashError
@@ -29,6 +28,8 @@ class LiveScreen(Screen[None]):
     """A view of the store that refreshes when the store or the time window changes."""
 
     BINDINGS: ClassVar[list[BindingType]] = [Binding("r", "reload", "Refresh", show=False)]
+    AUTO_REFRESH: ClassVar[bool] = True
+    """Reload on coming into view, on new telemetry and on a new window; False: only when asked (SQL)."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -87,17 +88,22 @@ class LiveScreen(Screen[None]):
         if self._stale:
             self.request_refresh()
 
-    def on_screen_resume(self, _: ScreenResume) -> None:
+    # A flag, not overriding handlers: Textual runs the handler of every class along the MRO, so a subclass
+    # cannot silence these by redefining them (and prevent_default would also skip Screen's own resume work).
+    def on_screen_resume(self) -> None:
         """Coming into view: bring it up to date."""
-        self.request_refresh()
+        if self.AUTO_REFRESH:
+            self.request_refresh()
 
     def on_store_changed(self, _: StoreChanged) -> None:
         """New telemetry was ingested."""
-        self.request_refresh()
+        if self.AUTO_REFRESH:
+            self.request_refresh()
 
     def on_window_changed(self, _: WindowChanged) -> None:
         """Another time window was picked."""
-        self.request_refresh()
+        if self.AUTO_REFRESH:
+            self.request_refresh()
 
     def action_reload(self) -> None:
         """Refresh by hand (also works while paused)."""

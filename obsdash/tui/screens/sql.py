@@ -11,8 +11,6 @@ from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.events import ScreenResume
-from textual.message import Message
 from textual.widgets import DataTable, Footer, Input, Static
 
 from obsdash.store.queries.window import Window
@@ -31,6 +29,7 @@ class SqlScreen(LiveScreen):
     """A prompt and its results; queries run only when asked (Enter), never on live updates."""
 
     AUTO_FOCUS = "#sql-input"
+    AUTO_REFRESH = False  # neither live updates nor the window rerun a user's query (SQL says its own WHERE)
 
     def __init__(self) -> None:
         super().__init__()
@@ -48,20 +47,9 @@ class SqlScreen(LiveScreen):
         yield DataTable(id="sql-results", zebra_stripes=True)
         yield Footer()
 
-    # Textual calls the handler of every class along the MRO unless one prevents the default: without
-    # prevent_default, LiveScreen's handlers would rerun the user's query on each visit and each ingest.
-    def on_screen_resume(self, event: ScreenResume) -> None:
+    def on_screen_resume(self) -> None:
         """Coming into view: type straight into the prompt (no automatic query)."""
-        event.prevent_default()
         self.query_one("#sql-input", Input).focus()
-
-    def on_store_changed(self, event: Message) -> None:
-        """Live updates do not rerun a user's query."""
-        event.prevent_default()
-
-    def on_window_changed(self, event: Message) -> None:
-        """Nor does the window (SQL says its own WHERE)."""
-        event.prevent_default()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         """Enter: run the query in a worker."""
