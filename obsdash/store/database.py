@@ -32,6 +32,9 @@ _CORRUPT_SIGNS = (
 _NEWER_SIGNS = ("version number", "newer version", "storage version")
 
 
+MEMORY_LIMIT = "200MB"
+
+
 def open_database(data_dir: DataDir) -> Any:
     """The hub's read-write connection, with the schema created or upgraded."""
     try:
@@ -71,6 +74,12 @@ def _connect(data_dir: DataDir) -> Any:
     finally:
         os.umask(old_umask)
     allowed = str(data_dir.root) + os.sep
+    spill = data_dir.root / "tmp"
+    spill.mkdir(mode=0o700, exist_ok=True)
+    # DuckDB's default cap is 80% of RAM: a hub on a 10M-span store grew to 1.2-1.5 GB. With 200 MB (and
+    # spilling inside the data dir) the `all` window's route query at 10M still runs (435 ms, 225 MB peak).
+    conn.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    conn.execute("SET temp_directory = ?", [str(spill)])
     conn.execute("SET allowed_directories = [?]", [allowed])
     conn.execute("SET enable_external_access = false")
     conn.execute("SET lock_configuration = true")

@@ -158,15 +158,15 @@ class Ingester:
         self.conn = conn
         self.spool = spool
         self.ingested_dir = ingested
-        rows = conn.execute("SELECT name FROM ingested_segments").fetchall()
-        self.known: set[str] = {row[0] for row in rows}
 
     def run(self) -> IngestReport:
         """Ingest every segment now in the spool."""
         report = IngestReport()
         pending: dict[str, list[Segment]] = {}
-        for segment in list_segments(self.spool):
-            if segment.name in self.known:
+        segments = list_segments(self.spool)
+        known = self._already_ingested([s.name for s in segments])
+        for segment in segments:
+            if segment.name in known:
                 self._archive([segment])  # committed before a crash, not yet moved
             else:
                 pending.setdefault(segment.kind, []).append(segment)
@@ -260,8 +260,17 @@ class Ingester:
             rows, bad = counts.get(segment.name, (0, 0))
             report.segments += 1
             report.add(segment.kind, rows, bad)
-            self.known.add(segment.name)
         self._archive(done)
+
+    def _already_ingested(self, names: list[str]) -> set[str]:
+        """Which of `names` the store has recorded. Asked per pass, for the spool's names only: holding every
+        name ever ingested cost 1.15 GB and 3.65 s at hub start after 6M segments (docs/benchmarks.md)."""
+        if not names:
+            return set()
+        rows = self.conn.execute(
+            "SELECT name FROM ingested_segments WHERE name IN (SELECT unnest(?::VARCHAR[]))", [names]
+        ).fetchall()
+        return {row[0] for row in rows}
 
     def _archive(self, segments: Iterable[Segment]) -> None:
         """Move ingested segments out of the way; they stay on disk so a corrupt store can be rebuilt."""

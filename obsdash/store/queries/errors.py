@@ -1,4 +1,7 @@
-"""Exceptions grouped by fingerprint (exception type + location in the app's own code), from the `errors` view."""
+"""Exceptions grouped by fingerprint (exception type + location in the app's own code), from `errors_since`.
+
+The table macro bounds its reads by the window (the `errors` view is the same rows over all time).
+"""
 
 from __future__ import annotations
 
@@ -33,7 +36,7 @@ SELECT fingerprint, any_value(exception_type) AS exception_type,
        list(DISTINCT service_name) AS services,
        arg_max(trace_id, time) FILTER (WHERE trace_id IS NOT NULL) AS example_trace_id,
        arg_max(stacktrace, time) AS stacktrace
-FROM errors WHERE time >= ?
+FROM errors_since(CAST(? AS TIMESTAMP))
 GROUP BY fingerprint ORDER BY last_seen DESC LIMIT ?
 """
 

@@ -68,6 +68,10 @@ def error_key(event: ErrorEvent) -> Hashable:
     return (event.time, event.span_id, short_type)
 
 
+ERRORS_SINCE = "errors_since(CAST(? AS TIMESTAMP))"
+"""The `errors` rows from a time on, read only from there (the first parameter of a query using it)."""
+
+
 def _select(
     reader: Reader,
     source: str,
@@ -129,7 +133,14 @@ def newest_errors(
 ) -> list[ErrorEvent]:
     """The newest `limit` exceptions at or after `since`, oldest first."""
     rows = _select(
-        reader, "errors", ERROR_COLUMNS, "time >= ?", [since], service=service, order="DESC", limit=limit
+        reader,
+        ERRORS_SINCE,
+        ERROR_COLUMNS,
+        "time >= ?",
+        [since, since],
+        service=service,
+        order="DESC",
+        limit=limit,
     )
     return [error_event(r) for r in reversed(rows)]
 
@@ -138,7 +149,9 @@ def errors_between(
     reader: Reader, since: datetime, until: datetime, *, service: str | None = None
 ) -> list[ErrorEvent]:
     """Exceptions with `since` <= time <= `until`, oldest first."""
-    rows = _select(reader, "errors", ERROR_COLUMNS, "time BETWEEN ? AND ?", [since, until], service=service)
+    rows = _select(
+        reader, ERRORS_SINCE, ERROR_COLUMNS, "time BETWEEN ? AND ?", [since, since, until], service=service
+    )
     return [error_event(r) for r in rows]
 
 
@@ -146,7 +159,9 @@ def errors_after(
     reader: Reader, after: datetime, limit: int, *, service: str | None = None
 ) -> list[ErrorEvent]:
     """The first `limit` exceptions strictly after `after`, oldest first."""
-    rows = _select(reader, "errors", ERROR_COLUMNS, "time > ?", [after], service=service, limit=limit)
+    rows = _select(
+        reader, ERRORS_SINCE, ERROR_COLUMNS, "time > ?", [after, after], service=service, limit=limit
+    )
     return [error_event(r) for r in rows]
 
 
