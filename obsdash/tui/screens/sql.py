@@ -7,10 +7,11 @@ such cap for exports.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from rich.text import Text
 from textual.app import ComposeResult
+from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
 from obsdash.store.queries.window import Window
@@ -30,6 +31,10 @@ class SqlScreen(LiveScreen):
 
     AUTO_FOCUS = "#sql-input"
     AUTO_REFRESH = False  # neither live updates nor the window rerun a user's query (SQL says its own WHERE)
+    BINDINGS: ClassVar[list[BindingType]] = [
+        Binding("escape", "results", "Results", tooltip="leave the prompt: scroll the results, use the keys"),
+        Binding("slash", "prompt", "Edit SQL", key_display="/"),
+    ]
 
     def __init__(self) -> None:
         super().__init__()
@@ -39,7 +44,7 @@ class SqlScreen(LiveScreen):
     def compose(self) -> ComposeResult:
         """Prompt, status, results."""
         yield NavBar(id="nav")
-        yield Input(placeholder=f"SQL, then Enter — e.g. {EXAMPLE}", id="sql-input")
+        yield Input(placeholder=f"SQL, Enter runs, Esc leaves — e.g. {EXAMPLE}", id="sql-input")
         yield Static(
             "tables: spans, span_events, logs, metric_points, run_events; views: errors, runs",
             id="sql-status",
@@ -49,6 +54,14 @@ class SqlScreen(LiveScreen):
 
     def on_screen_resume(self) -> None:
         """Coming into view: type straight into the prompt (no automatic query)."""
+        self.query_one("#sql-input", Input).focus()
+
+    def action_results(self) -> None:
+        """Esc: move to the results, so the view's and the app's keys work again."""
+        self.query_one("#sql-results", DataTable).focus()
+
+    def action_prompt(self) -> None:
+        """`/`: back to the prompt."""
         self.query_one("#sql-input", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
