@@ -32,7 +32,7 @@ _CORRUPT_SIGNS = (
 _NEWER_SIGNS = ("version number", "newer version", "storage version")
 
 
-MEMORY_LIMIT = "200MB"
+MEMORY_LIMIT = "320MB"
 
 
 def open_database(data_dir: DataDir) -> Any:
@@ -76,8 +76,9 @@ def _connect(data_dir: DataDir) -> Any:
     allowed = str(data_dir.root) + os.sep
     spill = data_dir.root / "tmp"
     spill.mkdir(mode=0o700, exist_ok=True)
-    # DuckDB's default cap is 80% of RAM: a hub on a 10M-span store grew to 1.2-1.5 GB. With 200 MB (and
-    # spilling inside the data dir) the `all` window's route query at 10M still runs (435 ms, 225 MB peak).
+    # DuckDB's default cap is 80% of RAM: a hub on a 10M-span store grew to 1.2-1.5 GB. At 320 MB (spilling
+    # inside the data dir) the dashboard peaks at 165 MB on that store (P7), and read_json keeps its speed:
+    # under 256 MB it slowed ingest 1.8x (docs/benchmarks.md, P4).
     conn.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
     conn.execute("SET temp_directory = ?", [str(spill)])
     conn.execute("SET allowed_directories = [?]", [allowed])

@@ -21,7 +21,8 @@ from obsdash.store.segments import Segment, list_segments, salvage
 
 log = logging.getLogger(__name__)
 
-MAX_FILES_PER_BATCH = 500
+MAX_FILES_PER_BATCH = 100
+"""Segments per transaction: 100 x ~500 records keeps a batch's temporary table well inside the hub's memory cap."""
 
 _COMMON = "service_name: 'VARCHAR', run_id: 'VARCHAR', pid: 'BIGINT', resource: 'JSON'"
 READ_COLUMNS = {
@@ -58,68 +59,98 @@ INVALID_ROW = {
 }
 
 
-def _attr(name: str) -> str:
-    return f"attributes->>'$.\"{name}\"'"
+class _HotAttributes:
+    """Hot attributes read with one JSON parse per row: `json_extract_string(attributes, [paths])` yields a list,
+    and each column picks from it. Extracting the ~28 paths one by one parsed the JSON 28 times: 0.65 s per 100k
+    spans against 0.09 s (bench/ingest.py)."""
 
+    def __init__(self, column: str) -> None:
+        self.column = column
+        self.names: list[str] = []
 
-def _first_attr(*names: str) -> str:
-    return "coalesce(" + ", ".join(_attr(n) for n in names) + ")"
+    def attr(self, name: str) -> str:
+        """SQL for one attribute's value as text (NULL when absent)."""
+        if name not in self.names:
+            self.names.append(name)
+        return f"_hot[{self.names.index(name) + 1}]"
+
+    def first(self, *names: str) -> str:
+        """SQL for the first of `names` that is present."""
+        return "coalesce(" + ", ".join(self.attr(n) for n in names) + ")"
+
+    def source(self, rows: str) -> str:
+        """`rows` (a table or subquery) with the `_hot` list added; call after every attr()."""
+        paths = ", ".join(f"'$.\"{name}\"'" for name in self.names)
+        return f"(SELECT *, json_extract_string({self.column}, [{paths}]) AS _hot FROM {rows})"
 
 
 def _ts(column: str) -> str:
     return f"make_timestamp({column} // 1000)"
 
 
-def _exception_columns(attributes: str) -> str:
-    keys = ("exception.type", "exception.message", "exception.stacktrace", "obsdash.exception.location")
-    return ", ".join(f"{attributes}->>'$.\"{key}\"'" for key in keys)
+EXCEPTION_KEYS = ("exception.type", "exception.message", "exception.stacktrace", "obsdash.exception.location")
+
+
+def _spans_insert() -> str:
+    hot = _HotAttributes("attributes")
+    tokens = {
+        "input": ("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt"),
+        "output": (
+            "gen_ai.usage.output_tokens",
+            "gen_ai.usage.completion_tokens",
+            "llm.token_count.completion",
+        ),
+        "cache_read": (
+            "gen_ai.usage.cache_read.input_tokens",
+            "gen_ai.usage.cache_read_input_tokens",
+            "llm.token_count.prompt_details.cache_read",
+        ),
+        "cache_write": (
+            "gen_ai.usage.cache_creation.input_tokens",
+            "gen_ai.usage.cache_creation_input_tokens",
+            "llm.token_count.prompt_details.cache_write",
+        ),
+    }
+    columns = f"""trace_id, span_id, parent_span_id, name, kind, service_name,
+            {_ts("start_ns")}, {_ts("end_ns")}, (end_ns - start_ns) / 1e6, status_code, status_message,
+            coalesce(attributes, '{{}}'), resource, scope, run_id, pid,
+            parent_span_id IS NULL OR coalesce(parent_remote, false),
+            {hot.attr("http.route")}, {hot.first("http.request.method", "http.method")},
+            TRY_CAST({hot.first("http.response.status_code", "http.status_code")} AS INTEGER),
+            {hot.first("db.system.name", "db.system")}, {hot.first("db.query.text", "db.statement")},
+            {hot.first("server.address", "net.peer.name")},
+            {hot.first("gen_ai.provider.name", "gen_ai.system")},
+            {hot.first("gen_ai.response.model", "gen_ai.request.model")}, {hot.attr("gen_ai.operation.name")},
+            """ + ", ".join(f"TRY_CAST({hot.first(*names)} AS BIGINT)" for names in tokens.values())
+    return f"INSERT INTO spans SELECT {columns} FROM {hot.source('_batch')}"
+
+
+def _with_exception_columns(insert: str, leading: str, rows: str, attributes: str) -> str:
+    hot = _HotAttributes(attributes)
+    exception = ", ".join(hot.attr(key) for key in EXCEPTION_KEYS)
+    return f"{insert} SELECT {leading}, {exception} FROM {hot.source(rows)}"
 
 
 INSERTS = {
     "spans": [
-        f"""INSERT INTO spans SELECT trace_id, span_id, parent_span_id, name, kind, service_name,
-            {_ts("start_ns")}, {_ts("end_ns")}, (end_ns - start_ns) / 1e6, status_code, status_message,
-            coalesce(attributes, '{{}}'), resource, scope, run_id, pid,
-            parent_span_id IS NULL OR coalesce(parent_remote, false),
-            {_attr("http.route")}, {_first_attr("http.request.method", "http.method")},
-            TRY_CAST({_first_attr("http.response.status_code", "http.status_code")} AS INTEGER),
-            {_first_attr("db.system.name", "db.system")}, {_first_attr("db.query.text", "db.statement")},
-            {_first_attr("server.address", "net.peer.name")},
-            {_first_attr("gen_ai.provider.name", "gen_ai.system")},
-            {_first_attr("gen_ai.response.model", "gen_ai.request.model")}, {_attr("gen_ai.operation.name")},
-            TRY_CAST({
-            _first_attr("gen_ai.usage.input_tokens", "gen_ai.usage.prompt_tokens", "llm.token_count.prompt")
-        } AS BIGINT),
-            TRY_CAST({
-            _first_attr(
-                "gen_ai.usage.output_tokens", "gen_ai.usage.completion_tokens", "llm.token_count.completion"
-            )
-        } AS BIGINT),
-            TRY_CAST({
-            _first_attr(
-                "gen_ai.usage.cache_read.input_tokens",
-                "gen_ai.usage.cache_read_input_tokens",
-                "llm.token_count.prompt_details.cache_read",
-            )
-        } AS BIGINT),
-            TRY_CAST({
-            _first_attr(
-                "gen_ai.usage.cache_creation.input_tokens",
-                "gen_ai.usage.cache_creation_input_tokens",
-                "llm.token_count.prompt_details.cache_write",
-            )
-        } AS BIGINT)
-        FROM _batch""",
-        f"""INSERT INTO span_events SELECT {_ts("ev.time_ns")}, trace_id, span_id, ev.name,
-            coalesce(ev.attributes, '{{}}'), service_name, run_id, {_exception_columns("ev.attributes")}
-        FROM (SELECT trace_id, span_id, service_name, run_id, unnest(events) AS ev
-              FROM _batch WHERE len(events) > 0)""",
+        _spans_insert(),
+        _with_exception_columns(
+            "INSERT INTO span_events",
+            f"{_ts('ev.time_ns')}, trace_id, span_id, ev.name, coalesce(ev.attributes, '{{}}'), service_name, "
+            "run_id",
+            "(SELECT trace_id, span_id, service_name, run_id, unnest(events) AS ev FROM _batch "
+            "WHERE len(events) > 0)",
+            "ev.attributes",
+        ),
     ],
     "logs": [
-        f"""INSERT INTO logs SELECT {_ts("time_ns")}, severity_text, severity_number, body, trace_id, span_id,
-            service_name, coalesce(attributes, '{{}}'), resource, scope, run_id, pid,
-            {_exception_columns("attributes")}
-        FROM _batch"""
+        _with_exception_columns(
+            "INSERT INTO logs",
+            f"{_ts('time_ns')}, severity_text, severity_number, body, trace_id, span_id, service_name, "
+            "coalesce(attributes, '{}'), resource, scope, run_id, pid",
+            "_batch",
+            "attributes",
+        )
     ],
     "metrics": [
         f"""INSERT INTO metric_points SELECT {_ts("time_ns")}, {_ts("start_ns")}, name, unit, kind, value,
@@ -241,9 +272,16 @@ class Ingester:
             for file in files:
                 base = Path(file).name
                 counts[names[base]] = (good_rows.get(file, 0), bad_rows.get(file, 0) + extra_bad)
-            conn.executemany(
-                "INSERT INTO ingested_segments VALUES (?, ?, now(), ?, ?)",
-                [[name, kind, rows, bad] for name, (rows, bad) in counts.items()],
+            # one statement for the batch: executemany cost 0.1 s per 200 segments
+            conn.execute(
+                "INSERT INTO ingested_segments SELECT unnest(?::VARCHAR[]), ?, now(), unnest(?::BIGINT[]), "
+                "unnest(?::BIGINT[])",
+                [
+                    list(counts),
+                    kind,
+                    [rows for rows, _ in counts.values()],
+                    [bad for _, bad in counts.values()],
+                ],
             )
             conn.execute("DROP TABLE _batch")
             conn.execute("COMMIT")

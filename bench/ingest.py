@@ -1,0 +1,146 @@
+"""P4 — ingest: spool segments into the store, against `read_json` of the same files straight into a table.
+
+`python -m bench.ingest [--spans 200k] [--per-segment 500] [--repeat 5]` writes span segments shaped like the
+app side's (docs/spool-format.md: 8 attributes, a resource, one event in 30), then, interleaved, times
+(a) obsdash's ingest — `Hub.sync()` on a fresh store: read_json with the explicit schema into a temporary table,
+hot-column extraction, span events, segment bookkeeping, one transaction per batch — and (b) the limit: one
+`CREATE TABLE AS SELECT * FROM read_json(...)` with the same explicit schema into a fresh database.
+Target: (a) ≥ 0.6 × (b) in spans per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import duckdb
+import orjson
+
+from bench._common import markdown_table, median, parse_count
+from obsdash.datadir import DataDir, prepare
+from obsdash.hub.client import open_store
+from obsdash.store.ingest import READ_COLUMNS
+
+ROUTES = ["/items", "/items/<int:item_id>", "/orders", "/checkout", "/weather"]
+
+
+def _span(rng: random.Random, i: int, t0: int) -> bytes:
+    start = t0 + i * 1_000_000
+    record = {
+        "trace_id": f"{rng.getrandbits(128):032x}",
+        "span_id": f"{rng.getrandbits(64):016x}",
+        "parent_span_id": None if i % 3 == 0 else f"{rng.getrandbits(64):016x}",
+        "parent_remote": None,
+        "name": "GET /items" if i % 3 == 0 else "SELECT",
+        "kind": "SERVER" if i % 3 == 0 else "CLIENT",
+        "start_ns": start,
+        "end_ns": start + rng.randint(100_000, 30_000_000),
+        "status_code": "ERROR" if i % 40 == 0 else "UNSET",
+        "status_message": None,
+        "attributes": {
+            "http.method": "GET",
+            "http.route": rng.choice(ROUTES),
+            "http.status_code": 200,
+            "http.target": "/items?page=2",
+            "net.peer.ip": "127.0.0.1",
+            "http.user_agent": "python-requests/2.32",
+            "db.system": "sqlite",
+            "db.statement": "SELECT id, name, price FROM items WHERE id = ?",
+        },
+        "events": (
+            [{"name": "exception", "time_ns": start, "attributes": {"exception.type": "ValueError"}}]
+            if i % 30 == 0
+            else []
+        ),
+        "scope": "opentelemetry.instrumentation.flask",
+        "service_name": "shop",
+        "run_id": "20261124-120000-abcd",
+        "pid": 4242,
+        "resource": {"service.name": "shop", "process.pid": 4242, "host.name": "bench"},
+    }
+    return orjson.dumps(record)
+
+
+def write_segments(folder: Path, spans: int, per_segment: int) -> list[Path]:
+    """`spans` spans in segments of `per_segment` lines, named as the app names them."""
+    rng = random.Random(7)
+    t0 = time.time_ns() - spans * 1_000_000
+    paths = []
+    for seq, first in enumerate(range(0, spans, per_segment)):
+        lines = [_span(rng, i, t0) for i in range(first, min(first + per_segment, spans))]
+        path = folder / f"spans-{t0 + first:019d}-4242-{seq:06d}.jsonl"
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        paths.append(path)
+    return paths
+
+
+def time_obsdash(source: Path, work: Path) -> float:
+    """Seconds for the hub to ingest every segment of `source` into a fresh store."""
+    data_dir = prepare(DataDir(work / "obsdash"))
+    for path in source.iterdir():
+        shutil.copy(path, data_dir.spool / path.name)
+    store = open_store(data_dir)
+    started = time.perf_counter()
+    store.sync()
+    elapsed = time.perf_counter() - started
+    store.close()
+    return elapsed
+
+
+def time_limit(source: Path, work: Path) -> float:
+    """Seconds for one read_json of the same files into a table of a fresh database."""
+    conn = duckdb.connect(str(work / "limit.duckdb"))
+    files = sorted(str(p) for p in source.iterdir())
+    started = time.perf_counter()
+    conn.execute(
+        "CREATE TABLE spans AS SELECT * FROM read_json(?, format='newline_delimited', "
+        f"columns={READ_COLUMNS['spans']})",
+        [files],
+    )
+    elapsed = time.perf_counter() - started
+    conn.close()
+    return elapsed
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Interleave the two, print spans/s medians and the ratio."""
+    parser = argparse.ArgumentParser(prog="python -m bench.ingest", description=__doc__.split("\n")[0])
+    parser.add_argument("--spans", type=parse_count, default=200_000)
+    parser.add_argument("--per-segment", type=int, default=500, help="lines per segment (one 250 ms batch)")
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args(argv)
+    root = Path(tempfile.mkdtemp(prefix="obsdash-bench-ingest-"))
+    try:
+        source = root / "segments"
+        source.mkdir()
+        write_segments(source, args.spans, args.per_segment)
+        ours: list[float] = []
+        limit: list[float] = []
+        for round_no in range(args.repeat):
+            for measure, samples in ((time_obsdash, ours), (time_limit, limit)):
+                work = root / f"run-{round_no}-{measure.__name__}"
+                work.mkdir()
+                samples.append(args.spans / measure(source, work))
+                shutil.rmtree(work)
+        rate_ours, rate_limit = median(ours), median(limit)
+        rows = [
+            ["obsdash ingest (Hub.sync)", f"{rate_ours:,.0f}", f"{rate_ours / rate_limit:.2f}"],
+            ["read_json → table (the limit)", f"{rate_limit:,.0f}", "1.00"],
+        ]
+        print(
+            f"{args.spans:,} spans in segments of {args.per_segment}, median of {args.repeat}, pid {os.getpid()}"
+        )
+        print(markdown_table(["path", "spans/s", "× limit"], rows))
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
