@@ -71,7 +71,27 @@ def build_environment(
     # the user chose an exporter.
     for signal in ("TRACES", "METRICS", "LOGS"):
         env.setdefault(f"OTEL_{signal}_EXPORTER", "none")
+    env[CAPTURE_CONTENT] = genai_capture_mode(base.get(CAPTURE_CONTENT))
     return env
+
+
+CAPTURE_CONTENT = "OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT"
+
+
+def genai_capture_mode(value: str | None) -> str:
+    """What the GenAI instrumentors get for CAPTURE_CONTENT: prompts and replies stay out unless asked for.
+
+    Unset, empty or false-like → `NO_CONTENT`, said explicitly. `true`-like → `SPAN_ONLY`: opentelemetry-util-genai
+    (1.3b0) reads the variable as a mode name and takes `true` for an invalid value, i.e. no capture. A mode name
+    (`span_only`, `event_only`, `span_and_event`, `no_content`) or anything else is passed on as given; util-genai
+    treats an unknown value as `NO_CONTENT`.
+    """
+    cleaned = (value or "").strip().lower()
+    if cleaned in ("", "false", "0", "no", "off"):
+        return "NO_CONTENT"
+    if cleaned in ("true", "1", "yes", "on"):
+        return "SPAN_ONLY"
+    return value or ""
 
 
 def resolve_program(program: str) -> str:

@@ -41,6 +41,13 @@ INSTRUMENTATIONS = (
     Instrumentation("urllib3", "urllib3", "opentelemetry.instrumentation.urllib3:URLLib3Instrumentor"),
     Instrumentation("urllib", "urllib.request", "opentelemetry.instrumentation.urllib:URLLibInstrumentor"),
     Instrumentation("sqlite3", "sqlite3", "opentelemetry.instrumentation.sqlite3:SQLite3Instrumentor"),
+    # GenAI: one `chat <model>` span per LLM call with gen_ai.* model and token attributes, plus the
+    # gen_ai.client.* metrics. Prompt and completion text only with OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT
+    # (obsdash wrap sets NO_CONTENT unless the user chose). Nothing GenAI is imported before the app imports the SDK.
+    Instrumentation("openai", "openai", "opentelemetry.instrumentation.genai.openai:OpenAIInstrumentor"),
+    Instrumentation(
+        "anthropic", "anthropic", "opentelemetry.instrumentation.genai.anthropic:AnthropicInstrumentor"
+    ),
 )
 
 # name -> "instrumented" | "skipped: why" | "failed: error"; reported at exit in the run's end record.
