@@ -23,6 +23,7 @@ from obsdash.errors import ObsdashError, QueryRefused
 from obsdash.hub import protocol
 from obsdash.store.database import open_database
 from obsdash.store.ingest import Ingester, IngestReport
+from obsdash.store.pricing import Pricer
 from obsdash.store.readonly import check_read_only, first_line
 from obsdash.store.results import QueryResult
 from obsdash.store.segments import kind_of
@@ -41,6 +42,7 @@ class Hub:
         self._lock_fd = lock_fd
         self.conn = open_database(data_dir)
         self._ingester = Ingester(self.conn, data_dir.spool, data_dir.ingested)
+        self._pricer = Pricer(self.conn)
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
@@ -54,6 +56,8 @@ class Hub:
         """Ingest every segment now in the spool."""
         with self._write_lock:
             report = self._ingester.run()
+            # after the commit, before readers are told: a pricing failure never touches what was ingested
+            self._pricer.update(spans_added=bool(report.records.get("spans")))
             if report.segments:
                 self.watermark += 1
                 self.last_ingest = report

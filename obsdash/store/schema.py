@@ -48,6 +48,11 @@ CREATE TABLE IF NOT EXISTS run_events (
     time TIMESTAMP, event VARCHAR, run_id VARCHAR, pid INTEGER, service_name VARCHAR, host VARCHAR,
     is_root BOOLEAN, parent_pid INTEGER, command VARCHAR, exit_code INTEGER, details JSON
 );
+CREATE TABLE IF NOT EXISTS llm_prices (
+    provider VARCHAR, model VARCHAR, min_input_tokens BIGINT,
+    input_per_mtok DOUBLE, output_per_mtok DOUBLE, cache_read_per_mtok DOUBLE, cache_write_per_mtok DOUBLE,
+    per_call_usd DOUBLE, price_model VARCHAR, source_version VARCHAR, priced_at TIMESTAMP, note VARCHAR
+);
 CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 """
 
@@ -57,7 +62,8 @@ CREATE INDEX IF NOT EXISTS spans_trace ON spans (trace_id);
 # store (765 -> 20 ms, docs/benchmarks.md); a `WHERE time >= t` on the view could not be pushed below them.
 # Of an exception's records, the span's with the longest stack trace wins: the outermost span saw every frame,
 # including the app's own.
-VIEWS = """
+VIEWS = (
+    """
 CREATE OR REPLACE MACRO errors_since(since) AS TABLE
 WITH raw AS (
     SELECT time, trace_id, span_id, service_name, run_id, exception_type, exception_message,
@@ -101,6 +107,92 @@ SELECT run_id,
        count(DISTINCT pid) AS processes
 FROM run_events GROUP BY run_id;
 """
+    + """
+CREATE OR REPLACE MACRO llm_calls_since(since) AS TABLE
+WITH llm AS MATERIALIZED (
+    SELECT trace_id, span_id, parent_span_id, start_time, duration_ms, service_name, status_code,
+           gen_ai_provider, gen_ai_model, gen_ai_operation, input_tokens, output_tokens, cache_read_tokens,
+           -- the GenAI instrumentors and the anthropic SDK name cache writes `cache_write`, not `cache_creation`
+           coalesce(cache_write_tokens,
+                    TRY_CAST(attributes->>'$."gen_ai.usage.cache_write.input_tokens"' AS BIGINT)) AS cache_write_tokens,
+           TRY_CAST(attributes->>'$."gen_ai.request.stream"' AS BOOLEAN) AS stream
+    FROM spans
+    WHERE start_time >= since
+      AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL
+           OR gen_ai_operation IN ('chat', 'text_completion', 'generate_content', 'embeddings'))
+      AND coalesce(gen_ai_operation, '') NOT IN ('invoke_agent', 'create_agent', 'execute_tool', 'invoke_workflow')
+), nested AS (
+    -- a model-call span inside another one is the same call seen by a second instrumentation (the anthropic
+    -- SDK's own span under the instrumentor's): both belong to the outermost one, up to three deep
+    SELECT c.*, coalesce(g.span_id, p.span_id, c.span_id) AS call_id,
+           CAST(p.span_id IS NOT NULL AS INTEGER) + CAST(g.span_id IS NOT NULL AS INTEGER) AS depth
+    FROM llm c
+    LEFT JOIN llm p ON p.trace_id = c.trace_id AND p.span_id = c.parent_span_id
+    LEFT JOIN llm g ON g.trace_id = p.trace_id AND g.span_id = p.parent_span_id
+), calls AS (
+    -- each field from the outermost span that has it
+    SELECT trace_id, call_id AS span_id,
+           arg_min(start_time, depth) AS time,
+           arg_min(duration_ms, depth) AS duration_ms,
+           arg_min(service_name, depth) AS service_name,
+           arg_min(gen_ai_provider, depth) FILTER (WHERE gen_ai_provider IS NOT NULL) AS provider,
+           arg_min(gen_ai_model, depth) FILTER (WHERE gen_ai_model IS NOT NULL) AS model,
+           arg_min(gen_ai_operation, depth) FILTER (WHERE gen_ai_operation IS NOT NULL) AS operation,
+           arg_min(input_tokens, depth) FILTER (WHERE input_tokens IS NOT NULL) AS raw_input_tokens,
+           arg_min(output_tokens, depth) FILTER (WHERE output_tokens IS NOT NULL) AS output_tokens,
+           arg_min(cache_read_tokens, depth) FILTER (WHERE cache_read_tokens IS NOT NULL) AS cache_read_tokens,
+           arg_min(cache_write_tokens, depth) FILTER (WHERE cache_write_tokens IS NOT NULL) AS cache_write_tokens,
+           coalesce(bool_or(stream), false) AS streamed,
+           bool_or(status_code = 'ERROR') AS failed,
+           count(*) AS spans
+    FROM nested GROUP BY trace_id, call_id
+), normalised AS (
+    -- input tokens include cached ones (as genai-prices and the GenAI conventions count them); Anthropic's own
+    -- `input_tokens` leaves them out, which shows as fewer input tokens than cached ones: add them back
+    SELECT * EXCLUDE (raw_input_tokens),
+           CASE WHEN provider = 'anthropic'
+                     AND raw_input_tokens < coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0)
+                THEN raw_input_tokens + coalesce(cache_read_tokens, 0) + coalesce(cache_write_tokens, 0)
+                ELSE raw_input_tokens END AS input_tokens,
+           (raw_input_tokens IS NOT NULL OR output_tokens IS NOT NULL) AS usage_reported
+    FROM calls
+), priced AS (
+    -- the price tier: the row with the highest min_input_tokens below the call's input tokens
+    SELECT n.*, p.input_per_mtok, p.output_per_mtok, p.cache_read_per_mtok, p.cache_write_per_mtok, p.per_call_usd,
+           coalesce(n.input_tokens, 0) - coalesce(n.cache_read_tokens, 0) - coalesce(n.cache_write_tokens, 0)
+               AS uncached_tokens
+    FROM normalised n
+    ASOF LEFT JOIN llm_prices p
+        ON p.provider = coalesce(n.provider, '') AND p.model = n.model
+       AND greatest(coalesce(n.input_tokens, 0) - 1, 0) >= p.min_input_tokens
+)
+SELECT c.time, c.trace_id, c.span_id, c.service_name, c.provider, c.model,
+       c.input_tokens, c.output_tokens, c.cache_read_tokens, c.cache_write_tokens,
+       CASE WHEN c.input_per_mtok IS NOT NULL AND c.input_tokens IS NOT NULL AND c.uncached_tokens >= 0
+            THEN c.per_call_usd + (c.uncached_tokens * c.input_per_mtok
+                                   + coalesce(c.cache_read_tokens, 0) * c.cache_read_per_mtok
+                                   + coalesce(c.cache_write_tokens, 0) * c.cache_write_per_mtok
+                                   + coalesce(c.output_tokens, 0) * c.output_per_mtok) / 1e6
+       END AS cost_usd,
+       r.route, c.operation, c.streamed, c.usage_reported, c.input_per_mtok IS NOT NULL AS priced, c.failed,
+       c.duration_ms,
+       CASE WHEN c.input_per_mtok IS NOT NULL AND c.usage_reported
+            THEN (coalesce(c.cache_read_tokens, 0) * (c.input_per_mtok - c.cache_read_per_mtok)
+                  + coalesce(c.cache_write_tokens, 0) * (c.input_per_mtok - c.cache_write_per_mtok)) / 1e6
+       END AS cache_savings_usd,
+       c.spans
+FROM priced c
+LEFT JOIN (
+    -- the trace's first local root; its route, else its name (a background job), unless the root is the call
+    SELECT trace_id, arg_min(coalesce(http_route, name), start_time) AS route,
+           arg_min(span_id, start_time) AS root_span_id
+    FROM spans
+    WHERE is_root AND end_time >= since AND trace_id IN (SELECT trace_id FROM llm) GROUP BY trace_id
+) r ON r.trace_id = c.trace_id AND r.root_span_id <> c.span_id;
+
+CREATE OR REPLACE VIEW llm_calls AS SELECT * FROM llm_calls_since(TIMESTAMP '1970-01-01');
+"""
+)
 
 
 def create(conn: Any) -> None:
