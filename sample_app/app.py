@@ -2,11 +2,13 @@
 
 It has the usual shapes obsdash should make visible: plain CRUD over SQLite (``/items``), a deliberate
 N+1 query pattern (``/orders``), an outgoing HTTP call to a flaky third-party API with no retry
-(``/weather``), an endpoint that crashes on bad input (``/checkout?qty=abc``), one INFO log line per
-request and a background thread that sweeps stale rows every two seconds. Run it with
-``python -m sample_app.app --port 5050 --db PATH --upstream URL`` or serve ``sample_app.app:app`` with
-gunicorn, in which case configuration comes from ``SAMPLE_DB_PATH`` and ``SAMPLE_UPSTREAM_URL`` and the
-schema and background thread are set up lazily on the first request.
+(``/weather``), an endpoint that crashes on bad input (``/checkout?qty=abc``), LLM features on the OpenAI and
+Anthropic APIs (``/assistant``, ``/suggest``, ``/items/<id>/summary``, ...; see ``sample_app.assistant``), one
+INFO log line per request and a background thread that sweeps stale rows every two seconds. Run it with
+``python -m sample_app.app --port 5050 --db PATH --upstream URL [--llm-url URL]`` or serve
+``sample_app.app:app`` with gunicorn, in which case configuration comes from ``SAMPLE_DB_PATH``,
+``SAMPLE_UPSTREAM_URL`` and ``SAMPLE_LLM_URL`` (plus ``SAMPLE_LLM_API_KEY`` and ``SAMPLE_<ROLE>_MODEL``, e.g.
+``SAMPLE_ASSISTANT_MODEL``) and the schema and background thread are set up lazily on the first request.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from typing import Any
 import requests
 from flask import Flask, Response, g, jsonify, request
 from flask.typing import ResponseReturnValue
+
+from sample_app import assistant
 
 log = logging.getLogger("sample_app")
 
@@ -48,6 +52,12 @@ app.config.update(
     DB_PATH=os.environ.get("SAMPLE_DB_PATH") or os.path.join(tempfile.gettempdir(), "sample_app.db"),
     UPSTREAM_URL=(os.environ.get("SAMPLE_UPSTREAM_URL") or DEFAULT_UPSTREAM).rstrip("/"),
 )
+# The LLM APIs: the stand-in's by default (the same server as the weather API), with a dummy key.
+app.config["LLM_URL"] = (os.environ.get("SAMPLE_LLM_URL") or app.config["UPSTREAM_URL"]).rstrip("/")
+app.config.update(
+    {name: os.environ.get(f"SAMPLE_{name}") or value for name, value in assistant.DEFAULTS.items()}
+)
+app.register_blueprint(assistant.bp)
 
 _ready_lock = threading.Lock()
 _ready_for: str | None = None  # DB path the schema was created for and the sweeper runs against
@@ -238,11 +248,16 @@ def checkout() -> ResponseReturnValue:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """Parse ``--port``, ``--db`` and ``--upstream``."""
+    """Parse ``--port``, ``--db``, ``--upstream`` and ``--llm-url``."""
     parser = argparse.ArgumentParser(prog="python -m sample_app.app", description="Run the sample shop API.")
     parser.add_argument("--port", type=int, default=5050, help="port on 127.0.0.1 (default 5050)")
     parser.add_argument("--db", default=app.config["DB_PATH"], help="SQLite file (default: in the temp dir)")
     parser.add_argument("--upstream", default=app.config["UPSTREAM_URL"], help="weather API base URL")
+    parser.add_argument(
+        "--llm-url",
+        default=None,
+        help="base URL of the OpenAI- and Anthropic-compatible APIs (default: --upstream)",
+    )
     return parser.parse_args(argv)
 
 
@@ -257,9 +272,16 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # our own one-line-per-request log is enough
     app.config.update(DB_PATH=args.db, UPSTREAM_URL=args.upstream.rstrip("/"))
+    app.config["LLM_URL"] = (args.llm_url or os.environ.get("SAMPLE_LLM_URL") or args.upstream).rstrip("/")
     _exit_cleanly_on_sigterm()
     ensure_ready()
-    log.info("shop listening on http://127.0.0.1:%d (db=%s, upstream=%s)", args.port, args.db, args.upstream)
+    log.info(
+        "shop listening on http://127.0.0.1:%d (db=%s, upstream=%s, llm=%s)",
+        args.port,
+        args.db,
+        args.upstream,
+        app.config["LLM_URL"],
+    )
     app.run(host="127.0.0.1", port=args.port, threaded=True)
 
 

@@ -1,13 +1,14 @@
 """One-command demo: run the shop under ``obsdash wrap``, drive traffic at it, then show what obsdash saw.
 
 ``python -m sample_app.demo [--data-dir .obsdash] [--duration 20] [--no-dashboard]`` picks free ports on
-127.0.0.1, starts the third-party stand-in, starts the shop as ``obsdash wrap ... -- python -m
-sample_app.app`` (its output goes to ``DATA_DIR/sample_app.log``) and waits for ``/health``. On a terminal
-it then opens the dashboard (``obsdash tui``) with traffic running in the background until you quit it (q);
-otherwise (a pipe, CI, or ``--no-dashboard``) it sends traffic for ``--duration`` seconds (Ctrl-C ends it
-early). Either way it stops the shop with SIGTERM and prints per-route latency and error summaries with
-``obsdash query``. Child processes are always cleaned up; on failure it exits
-non-zero with one line saying why.
+127.0.0.1, starts the third-party stand-in (weather, OpenAI and Anthropic APIs), starts the shop as
+``obsdash wrap ... -- python -m sample_app.app`` pointed at the stand-in for all three, with a dummy API
+key (its output goes to ``DATA_DIR/sample_app.log``) and waits for ``/health``. On a terminal it then opens
+the dashboard (``obsdash tui``) with traffic running in the background until you quit it (q); otherwise (a
+pipe, CI, or ``--no-dashboard``) it sends traffic for ``--duration`` seconds (Ctrl-C ends it early). Either
+way it stops the shop with SIGTERM and prints per-route latency, error and LLM-call summaries with
+``obsdash query``. Child processes are always cleaned up; on failure it exits non-zero with one line
+saying why.
 """
 
 from __future__ import annotations
@@ -40,6 +41,13 @@ ROUTES_SQL = (
     "round(quantile_cont(duration_ms, 0.5), 1) AS p50_ms, "
     "round(quantile_cont(duration_ms, 0.95), 1) AS p95_ms "
     "FROM spans WHERE is_root AND kind = 'SERVER' GROUP BY 1 ORDER BY requests DESC"
+)
+# One row per LLM call: the GenAI instrumentors' spans only (the anthropic SDK's own span under each is a copy).
+LLM_SQL = (
+    "SELECT gen_ai_provider AS provider, gen_ai_model AS model, count(*) AS calls, "
+    "count(*) FILTER (WHERE input_tokens IS NULL) AS no_usage, "
+    "sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens "
+    "FROM spans WHERE scope LIKE 'opentelemetry.instrumentation.genai.%' GROUP BY ALL ORDER BY calls DESC"
 )
 ERRORS_SQL = (
     "SELECT exception_type, count(*) AS n, any_value(route) AS route FROM errors GROUP BY 1 ORDER BY n DESC"
@@ -216,6 +224,7 @@ def run_demo(args: argparse.Namespace) -> None:
         standin_port, app_port = free_ports(2)
         standin_url, app_url = f"http://127.0.0.1:{standin_port}", f"http://127.0.0.1:{app_port}"
         standin_argv = ["--port", str(standin_port), "--fail-rate", str(args.fail_rate), "--seed", "1"]
+        standin_argv += ["--llm-fail-rate", str(args.llm_fail_rate)]
         standin = start([sys.executable, "-m", "sample_app.standin", *standin_argv])
         children.append(standin)
         wait_for_http(f"{standin_url}/", standin, "the weather stand-in")
@@ -231,6 +240,7 @@ def run_demo(args: argparse.Namespace) -> None:
             "shop",
         ]
         app_argv = ["--port", str(app_port), "--upstream", standin_url, "--db", str(workdir / "shop.db")]
+        app_argv += ["--llm-url", standin_url]  # the LLM APIs are the stand-in's too, with a dummy key
         app = start([*wrap, "--", sys.executable, "-m", "sample_app.app", *app_argv], log_path)
         children.append(app)
         wait_for_http(f"{app_url}/health", app, "the shop (under obsdash wrap)", log_path)
@@ -268,6 +278,8 @@ def run_demo(args: argparse.Namespace) -> None:
     print(obsdash_query(data_dir, ROUTES_SQL))
     print("\n== errors (from obsdash) ==")
     print(obsdash_query(data_dir, ERRORS_SQL))
+    print("\n== LLM calls (from obsdash) ==")
+    print(obsdash_query(data_dir, LLM_SQL))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -282,6 +294,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--concurrency", type=int, default=4, help="parallel traffic clients (default 4)")
     parser.add_argument("--fail-rate", type=float, default=0.2, help="stand-in 429/500 rate (default 0.2)")
+    parser.add_argument(
+        "--llm-fail-rate",
+        type=float,
+        default=0.02,
+        help="stand-in LLM 429/500 rate, retried by the SDKs (default 0.02)",
+    )
     return parser.parse_args(argv)
 
 

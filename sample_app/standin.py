@@ -10,9 +10,9 @@ It is a stdlib ``ThreadingHTTPServer`` bound to 127.0.0.1 that serves a small ro
   with ``"stream_options": {"include_usage": true}`` a last chunk with empty ``choices`` carries the
   usage, without it no chunk has usage (as the real API).
 - ``POST /v1/messages`` — Anthropic messages (``Anthropic(base_url=URL, api_key="test")``). Needs an
-  ``x-api-key`` or ``Authorization: Bearer`` header (any key) and ``max_tokens``. Non-streaming, or ``"stream": true`` as the events
-  ``message_start`` (input and cache tokens), ``content_block_start``, ``ping``,
-  ``content_block_delta``..., ``content_block_stop``, ``message_delta`` (output tokens),
+  ``x-api-key`` or ``Authorization: Bearer`` header (any key) and ``max_tokens``. Non-streaming, or
+  ``"stream": true`` as the events ``message_start`` (input and cache tokens), ``content_block_start``,
+  ``ping``, ``content_block_delta``..., ``content_block_stop``, ``message_delta`` (output tokens),
   ``message_stop``.
 
 Both LLM APIs echo the requested model, whatever its name, and derive the reply and the usage

@@ -1,11 +1,13 @@
 """A traffic generator for the sample shop: a few threads sending a weighted mix of requests.
 
 The mix covers every route of ``sample_app.app``: listing and creating items, the N+1 ``/orders``, the
-flaky upstream behind ``/weather``, a valid ``/checkout`` and the crashing ``/checkout?qty=abc``, plus
-``/health``. It runs for ``--duration`` seconds or exactly ``--requests`` requests, never raises on HTTP
-or connection errors (it counts them), and prints how many responses each (route, status) got. This
-process is a plain client and is not meant to be wrapped. Use ``run_traffic()`` from code and tests,
-or ``python -m sample_app.traffic --base-url http://127.0.0.1:5050 --duration 20 --concurrency 4``.
+flaky upstream behind ``/weather``, a valid ``/checkout`` and the crashing ``/checkout?qty=abc``,
+``/health``, and (about one request in thirteen) the LLM features: the assistant plain, detailed and
+streamed, suggestions, item summaries and pitches. It runs for ``--duration`` seconds or exactly
+``--requests`` requests, never raises on HTTP or connection errors (it counts them), and prints how many
+responses each (route, status) got. This process is a plain client and is not meant to be wrapped. Use
+``run_traffic()`` from code and tests, or
+``python -m sample_app.traffic --base-url http://127.0.0.1:5050 --duration 20 --concurrency 4``.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ from typing import Any
 
 import requests
 
+QUESTIONS = (
+    "Which mug keeps tea warm longest?",
+    "Is the kettle safe on an induction hob?",
+    "What goes well with the celadon pot?",
+    "Do you ship saucers abroad?",
+    "Which glaze hides coffee stains best?",
+    "Can I buy a spare lid for the kettle?",
+)
+SEARCHES = ("mu", "ket", "sau", "spo", "pot", "cel", "ten")
 CITIES = ("London", "Paris", "Lagos", "Lima", "Osaka", "Oslo", "Pune", "Quito", "Hobart", "Reykjavik")
 THINK_TIME_S = (0.01, 0.05)  # pause between two requests of one worker
 REQUEST_TIMEOUT_S = 10.0
@@ -40,6 +51,17 @@ MIX: list[tuple[str, int, Builder]] = [
     ("GET /checkout?qty=2", 12, lambda rng: ("GET", "/checkout?qty=2", None)),
     ("GET /checkout?qty=abc", 5, lambda rng: ("GET", "/checkout?qty=abc", None)),
     ("GET /health", 8, lambda rng: ("GET", "/health", None)),
+    # LLM features (8 of 108): spend shows up without the calls dominating the demo.
+    ("POST /assistant", 2, lambda rng: ("POST", "/assistant", {"question": rng.choice(QUESTIONS)})),
+    (
+        "POST /assistant detailed",
+        1,
+        lambda rng: ("POST", "/assistant", {"question": rng.choice(QUESTIONS), "detailed": True}),
+    ),
+    ("GET /assistant/stream", 1, lambda rng: ("GET", f"/assistant/stream?q={rng.choice(QUESTIONS)}", None)),
+    ("GET /suggest", 2, lambda rng: ("GET", f"/suggest?q={rng.choice(SEARCHES)}", None)),
+    ("GET /items/<id>/summary", 1, lambda rng: ("GET", f"/items/{rng.randint(1, 5)}/summary", None)),
+    ("GET /items/<id>/pitch", 1, lambda rng: ("GET", f"/items/{rng.randint(1, 5)}/pitch", None)),
 ]
 
 Status = int | str  # an HTTP status, or "timeout" / "conn-error"
