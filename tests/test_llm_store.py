@@ -9,6 +9,7 @@ LLM call is the root span. Every expected cost is computed here with genai-price
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
@@ -463,3 +464,145 @@ def test_a_pricing_failure_never_fails_ingest(tmp_path: Path, monkeypatch: pytes
         assert rows == [(1200, None, False), (900, None, False)]  # tokens kept, unpriced
     finally:
         store.close()
+
+
+# --- the real SDKs, wrapped, against the stand-in -------------------------------------------------------------
+
+LONG_SYSTEM = "You answer questions about the pottery shop's stock. " * 100  # ~1350 tokens: cacheable
+SDK_SCRIPT = r"""
+import asyncio, json, sys
+import anthropic, openai
+from opentelemetry import trace
+
+url, out = sys.argv[1], sys.argv[2]
+tracer = trace.get_tracer("llm-script")
+oa = openai.OpenAI(base_url=url + "/v1", api_key="test", max_retries=0)
+an = anthropic.Anthropic(base_url=url, api_key="test", max_retries=0)
+reported = []
+
+def openai_call(name, model, stream=False, include_usage=False):
+    messages = [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "which mug for tea?"}]
+    with tracer.start_as_current_span(name):
+        if not stream:
+            usage = oa.chat.completions.create(model=model, messages=messages).usage
+        else:
+            usage = None
+            options = {"stream_options": {"include_usage": True}} if include_usage else {}
+            for chunk in oa.chat.completions.create(model=model, messages=messages, stream=True, **options):
+                usage = chunk.usage or usage
+    cached = usage.prompt_tokens_details.cached_tokens if usage and usage.prompt_tokens_details else 0
+    reported.append({"name": name, "provider": "openai", "model": model, "stream": stream,
+                     "input": usage and usage.prompt_tokens, "output": usage and usage.completion_tokens,
+                     "cache_read": usage and cached, "cache_write": usage and 0})
+
+def anthropic_call(name, model, stream=False):
+    system = [{"type": "text", "text": SYSTEM, "cache_control": {"type": "ephemeral"}}]
+    messages = [{"role": "user", "content": "which mug for tea?"}]
+    with tracer.start_as_current_span(name):
+        if not stream:
+            usage = an.messages.create(model=model, max_tokens=200, system=system, messages=messages).usage
+        else:
+            with an.messages.stream(model=model, max_tokens=200, system=system, messages=messages) as events:
+                usage = events.get_final_message().usage
+    read, write = usage.cache_read_input_tokens or 0, usage.cache_creation_input_tokens or 0
+    # Anthropic's input_tokens leaves the cached prefix out; genai-prices (and llm_calls) count it in
+    reported.append({"name": name, "provider": "anthropic", "model": model, "stream": stream,
+                     "input": usage.input_tokens + read + write, "output": usage.output_tokens,
+                     "cache_read": read, "cache_write": write})
+
+async def async_call(name, model):
+    client = openai.AsyncOpenAI(base_url=url + "/v1", api_key="test", max_retries=0)
+    with tracer.start_as_current_span(name):
+        usage = (await client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "gift ideas?"}])).usage
+    reported.append({"name": name, "provider": "openai", "model": model, "stream": False,
+                     "input": usage.prompt_tokens, "output": usage.completion_tokens, "cache_read": 0,
+                     "cache_write": 0})
+
+openai_call("call-1", "gpt-4o")
+openai_call("call-2", "gpt-4o")                                       # the same prefix again: cached
+openai_call("call-3", "gpt-4o-mini", stream=True, include_usage=True)
+openai_call("call-4", "gpt-4o-mini", stream=True)                     # no usage reported
+openai_call("call-5", "acme-large-2")                                 # unknown to genai-prices
+anthropic_call("call-6", "claude-sonnet-4-20250514")                  # writes the cache
+anthropic_call("call-7", "claude-sonnet-4-20250514")                  # reads it
+anthropic_call("call-8", "claude-3-5-haiku-20241022", stream=True)
+anthropic_call("call-9", "claude-3-5-haiku-20241022")
+asyncio.run(async_call("call-10", "gpt-4o-mini"))
+with open(out, "w") as f:
+    json.dump(reported, f)
+"""
+
+
+def test_real_sdks_against_the_stand_in(tmp_path: Path) -> None:
+    import json
+
+    from sample_app.standin import serve_in_thread
+    from tests.conftest import assert_no_internal_errors, query, run, wrapped
+
+    script = tmp_path / "llm_app.py"
+    script.write_text(f"SYSTEM = {LONG_SYSTEM!r}\n" + SDK_SCRIPT)
+    reported_file = tmp_path / "reported.json"
+    data_dir = tmp_path / "data"
+    server, url = serve_in_thread(seed=1)
+    try:
+        result = run(
+            wrapped(data_dir, sys.executable, str(script), url, str(reported_file), service="shop-llm")
+        )
+    finally:
+        server.close()
+    assert result.returncode == 0, result.stderr
+    assert_no_internal_errors(result.stdout + result.stderr)
+    reported = {c["name"]: c for c in json.loads(reported_file.read_text())}
+    assert len(reported) == 10
+    assert reported["call-2"]["cache_read"] > 0 and reported["call-6"]["cache_write"] > 0
+    assert reported["call-7"]["cache_read"] > 0 and reported["call-4"]["input"] is None
+
+    rows = {r["route"]: r for r in query(data_dir, "SELECT * FROM llm_calls")}
+    assert sorted(rows) == sorted(reported)  # exactly one row per call: the SDK's own spans folded in
+    sdk_spans = query(data_dir, "SELECT count(*) AS n FROM spans WHERE name = 'anthropic.messages.create'")
+    assert sdk_spans[0]["n"] == 4
+    for name, call in reported.items():
+        row = rows[name]
+        assert (row["provider"], row["model"], row["service_name"]) == (
+            call["provider"],
+            call["model"],
+            "shop-llm",
+        )
+        assert row["streamed"] is call["stream"], name
+        if call["input"] is None:
+            assert not row["usage_reported"] and row["cost_usd"] is None and row["input_tokens"] is None, name
+            continue
+        assert row["usage_reported"], name
+        assert (row["input_tokens"], row["output_tokens"]) == (call["input"], call["output"]), name
+        assert (row["cache_read_tokens"] or 0, row["cache_write_tokens"] or 0) == (
+            call["cache_read"],
+            call["cache_write"],
+        ), name
+        try:
+            expected = calc_price(
+                Usage(
+                    input_tokens=call["input"],
+                    output_tokens=call["output"],
+                    cache_read_tokens=call["cache_read"],
+                    cache_write_tokens=call["cache_write"],
+                ),
+                model_ref=call["model"],
+                provider_id=call["provider"],
+            ).total_price
+        except LookupError:
+            assert row["cost_usd"] is None and not row["priced"], name
+            continue
+        assert row["cost_usd"] == pytest.approx(float(expected), rel=1e-9), name
+
+    sums: dict[str, list[int]] = {}
+    for call in reported.values():
+        total = sums.setdefault(call["model"], [0, 0])
+        total[0] += call["input"] or 0
+        total[1] += call["output"] or 0
+    by_model = query(
+        data_dir,
+        "SELECT model, sum(input_tokens) AS i, sum(output_tokens) AS o FROM llm_calls GROUP BY model",
+    )
+    assert {r["model"]: [r["i"] or 0, r["o"] or 0] for r in by_model} == sums
+    assert rows["call-5"]["cost_usd"] is None  # acme-large-2: unpriced, not $0
