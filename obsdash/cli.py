@@ -34,6 +34,25 @@ def _data_dir_option() -> _Parser:
     return parent
 
 
+def _usd(text: str) -> float:
+    try:
+        value = float(text.lstrip("$"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an amount of dollars: {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"a budget must be more than $0, not {text!r}")
+    return value
+
+
+def _budget_option(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--budget-per-day",
+        type=_usd,
+        metavar="USD",
+        help="flag LLM spend projected above this many dollars a day (default: no budget)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
     common = _data_dir_option()
@@ -58,12 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     tui = commands.add_parser("tui", parents=[common], help="the dashboard (also what `obsdash` alone opens)")
     tui.add_argument("--window", choices=WINDOW_LABELS, default="1h", help="time window shown first")
+    _budget_option(tui)
 
     tail = commands.add_parser("tail", parents=[common], help="print new log lines and errors as they arrive")
     tail.add_argument("--errors", action="store_true", help="errors only, repeats collapsed with a count")
     tail.add_argument("--follow", "-f", action="store_true", help="keep printing as new telemetry arrives")
     tail.add_argument("--service", metavar="S", help="only this service")
     tail.add_argument("--window", choices=WINDOW_LABELS, default="15m", help="how far back to start")
+    _budget_option(tail)
     return parser
 
 
@@ -107,7 +128,11 @@ def _run_ingest(args: argparse.Namespace) -> int:
 def _run_tui(args: argparse.Namespace) -> int:
     from obsdash.tui.app import run_dashboard
 
-    return run_dashboard(resolve(args.data_dir), window=getattr(args, "window", "1h"))
+    return run_dashboard(
+        resolve(args.data_dir),
+        window=getattr(args, "window", "1h"),
+        budget_per_day=getattr(args, "budget_per_day", None),
+    )
 
 
 def _run_tail(args: argparse.Namespace) -> int:

@@ -62,9 +62,12 @@ class DashboardApp(App[None]):
         window: Window = DEFAULT_WINDOW,
         clock: Callable[[], datetime] = utc_now,
         poll_interval_s: float = POLL_INTERVAL_S,
+        budget_per_day: float | None = None,
     ) -> None:
         super().__init__()
         self.store = store
+        self.budget_per_day = budget_per_day
+        """LLM spend per day above which the projection turns red and a notification is raised (None: no budget)."""
         self.set_reactive(DashboardApp.window, window)
         self._clock = clock
         self._poll_interval_s = poll_interval_s
@@ -193,13 +196,15 @@ def make_app(store: Store, window: str = DEFAULT_WINDOW.label, **kwargs: Any) ->
     return DashboardApp(store, window_named(window), **kwargs)
 
 
-def run_dashboard(data_dir: DataDir, window: str = DEFAULT_WINDOW.label) -> int:
+def run_dashboard(
+    data_dir: DataDir, window: str = DEFAULT_WINDOW.label, budget_per_day: float | None = None
+) -> int:
     """Open the store (hosting the hub or joining it) and run the dashboard until the user quits."""
     from obsdash.hub.client import open_store
 
     store = open_store(data_dir)
     try:
-        make_app(store, window).run()
+        make_app(store, window, budget_per_day=budget_per_day).run()
     finally:
         store.close()
     return 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 
 from rich.text import Text
@@ -21,7 +22,12 @@ def ago(value: datetime | None, now: datetime) -> str:
     """How long before `now` (both naive UTC): 4s, 12m, 3h, 2d."""
     if value is None:
         return "-"
-    seconds = max((now - value).total_seconds(), 0.0)
+    return span((now - value).total_seconds())
+
+
+def span(seconds: float) -> str:
+    """A length of time in its largest whole unit: 4s, 12m, 3h, 2d."""
+    seconds = max(seconds, 0.0)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size:.0f}{unit}"
@@ -82,3 +88,26 @@ def one_line(text: str, width: int = 200) -> str:
     """The first line of `text`, cut to `width` characters."""
     first = (text or "").strip().splitlines()[0] if (text or "").strip() else ""
     return first if len(first) <= width else first[: width - 1] + "…"
+
+
+def money(usd: float | None) -> str:
+    """US dollars with the digits that matter: $12.3k, $1,234.56, $0.50, $0.052, $0.0004; None is "unpriced"."""
+    if usd is None:
+        return "unpriced"
+    if usd >= 10_000:
+        return f"${count(usd)}"
+    if usd == 0:
+        return "$0"
+    for floor, decimals in ((0.1, 2), (0.01, 3), (0.0001, 4)):
+        if usd >= floor:
+            return f"${usd:,.{decimals}f}"
+    return "<$0.0001"
+
+
+_DATED = re.compile(r"-(\d{8}|\d{4}-\d{2}-\d{2})$")
+
+
+def short_model(model: str, width: int = 22) -> str:
+    """A model name without its date suffix (claude-3-5-haiku-20241022 → claude-3-5-haiku), cut to `width`."""
+    short = _DATED.sub("", model) or model
+    return short if len(short) <= width else short[: width - 1] + "…"

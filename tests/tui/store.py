@@ -7,6 +7,9 @@ What it holds (times are minutes before NOW = 2026-11-24 12:00:00 UTC):
   `fetch_forecast` holding a CLIENT `GET` to the stand-in, sqlite INSERT), 5 × POST /checkout of which 2 fail
   with a ValueError raised in an ERROR `validate_order` span (exception events on it and on the ERROR server
   span, plus an ERROR log on it carrying the exception), and one background job `cleanup_carts` (a root INTERNAL span);
+- LLM calls (LLM_CALLS) inside the cleanup job and the three good checkouts: openai gpt-4o and gpt-4o-mini (one
+  streamed with usage, one without), anthropic claude-3-5-haiku and claude-sonnet-4 (each with the SDK's own span
+  nested under the instrumentor's), and acme-large-2, a model genai-prices does not know;
 - service `upstream` (the stand-in, wrapped too): GET /forecast, a SERVER span whose remote parent is the shop's
   CLIENT span, so each /weather trace crosses two services;
 - logs at INFO/WARN/ERROR, most inside a request; two metrics (a histogram and a sum) every 5 minutes;
@@ -16,6 +19,7 @@ What it holds (times are minutes before NOW = 2026-11-24 12:00:00 UTC):
 from __future__ import annotations
 
 import hashlib
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -24,6 +28,7 @@ import orjson
 
 from obsdash.datadir import DataDir
 from obsdash.hub.client import Store, open_store
+from tests import genai
 
 NOW = datetime(2026, 11, 24, 12, 0, 0)
 """The fixed end of the time window (naive UTC, as the store keeps times)."""
@@ -186,6 +191,81 @@ def _log(
     )
 
 
+LIVE_CHECKOUT = 300
+"""A checkout the live-update tests add while the dashboard runs (not in the fixture)."""
+
+
+@dataclass(frozen=True)
+class LlmCall:
+    """One LLM call made inside request n (the stand-in answers in about a millisecond)."""
+
+    provider: str
+    model: str
+    input_tokens: int | None
+    output_tokens: int | None
+    cache_read: int | None = None
+    cache_write: int | None = None
+    stream: bool = False
+    nested: bool = False
+    """The anthropic SDK's own span under the instrumentor's, with the same usage (one call, two spans)."""
+
+
+LLM_CALLS: dict[int, list[LlmCall]] = {
+    1: [LlmCall("anthropic", "claude-3-5-haiku-20241022", 1800, 120, cache_read=1500, nested=True)],
+    3: [LlmCall("openai", "gpt-4o", 1200, 80, cache_read=1024)],
+    8: [
+        LlmCall("anthropic", "claude-sonnet-4-20250514", 1500, 200, cache_write=1200, nested=True),
+        LlmCall("openai", "gpt-4o-mini", None, None, stream=True),  # streamed without include_usage
+    ],
+    11: [
+        LlmCall("openai", "acme-large-2", 600, 40),  # an OpenAI-compatible endpoint's model: unpriced
+        LlmCall("openai", "gpt-4o-mini", 800, 60, stream=True),
+    ],
+    LIVE_CHECKOUT: [LlmCall("openai", "gpt-4o", 4000, 500)],
+}
+"""Request number → its LLM calls: the cleanup job summarises abandoned carts, checkouts write confirmations."""
+
+
+def llm_spans(n: int, start: float) -> list[dict[str, Any]]:
+    """The spans of request n's LLM calls, one after the other from `start` (ns), each 1 ms."""
+    spans = []
+    for i, call in enumerate(LLM_CALLS.get(n, [])):
+        at = int(start) + i * 13 * MS // 10
+        name = f"llm{i}"
+        tokens = genai.usage(call.input_tokens, call.output_tokens, call.cache_read, call.cache_write)
+        attributes = genai.instrumentor(call.provider, call.model, tokens, stream=call.stream)
+        scope = genai.INSTRUMENTOR_SCOPES[call.provider]
+        spans.append(
+            _span(
+                n,
+                name,
+                display=f"chat {call.model}",
+                kind="CLIENT",
+                start=at,
+                ms=1.0,
+                parent="server",
+                attributes=attributes,
+                scope=scope,
+            )
+        )
+        if call.nested:
+            sdk = genai.anthropic_sdk(call.model, tokens, stream=call.stream)
+            spans.append(
+                _span(
+                    n,
+                    f"{name}-sdk",
+                    display="anthropic.messages.create",
+                    kind="CLIENT",
+                    start=at + MS // 10,
+                    ms=0.8,
+                    parent=name,
+                    attributes=sdk,
+                    scope=genai.ANTHROPIC_SDK_SCOPE,
+                )
+            )
+    return spans
+
+
 def request_records(n: int, kind: str, start: int) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The spans and logs of one request (request number n, of `kind`, starting at `start` ns)."""
     spans: list[dict[str, Any]] = []
@@ -284,11 +364,13 @@ def request_records(n: int, kind: str, start: int) -> tuple[list[dict[str, Any]]
                 _sqlite(n, "insert", "INSERT INTO orders (item, qty) VALUES (?, ?)", start + MS, 1.2)
             )
             logs.append(_log(start + 3 * MS, "INFO", f"order {n} placed", n))
+            spans += llm_spans(n, start + 2.5 * MS)
     elif kind == "cleanup":
         spans.append(
             _span(n, "server", display="cleanup_carts", kind="INTERNAL", start=start, ms=12.0, scope="shop")
         )
         spans.append(_sqlite(n, "delete", "DELETE FROM carts WHERE updated < ?", start + MS, 9.0))
+        spans += llm_spans(n, start + 10.2 * MS)
     else:
         raise ValueError(kind)
     return spans, logs
@@ -416,3 +498,28 @@ def add_request(store: Store, n: int, kind: str, start_ns: int, *, seq: int, syn
     if sync:
         store.sync()
     return trace_id(n)
+
+
+def llm_cost(calls: list[LlmCall]) -> float:
+    """What genai-prices charges for `calls` (unknown models and calls without usage add nothing)."""
+    from genai_prices import Usage, calc_price
+
+    total = 0.0
+    for call in calls:
+        if call.input_tokens is None:
+            continue
+        usage = Usage(
+            input_tokens=call.input_tokens,
+            output_tokens=call.output_tokens,
+            cache_read_tokens=call.cache_read,
+            cache_write_tokens=call.cache_write,
+        )
+        try:
+            total += float(calc_price(usage, model_ref=call.model, provider_id=call.provider).total_price)
+        except LookupError:
+            pass
+    return total
+
+
+FIXTURE_LLM_CALLS = [call for n, calls in LLM_CALLS.items() if n < len(SCHEDULE) for call in calls]
+"""The LLM calls in the fixture store."""

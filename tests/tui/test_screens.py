@@ -10,13 +10,17 @@ import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Sparkline, Static
 
-from obsdash.hub.client import Store
+from obsdash.datadir import DataDir
+from obsdash.hub.client import Store, open_store
 from obsdash.store.queries.window import utc_now
+from obsdash.tui.format import money
 from obsdash.tui.screens.errors import ErrorsScreen
 from obsdash.tui.screens.help import HelpScreen
+from obsdash.tui.screens.llm import LlmScreen
 from obsdash.tui.screens.logs import LogsScreen
 from obsdash.tui.screens.metrics import MetricsScreen
 from obsdash.tui.screens.overview import OverviewScreen
@@ -41,7 +45,20 @@ from tests.tui.conftest import (
     wait_loaded,
     wait_until,
 )
-from tests.tui.store import NOW_NS, SCHEDULE, S, add_request, span_id, trace_id
+from tests.tui.store import (
+    FIXTURE_LLM_CALLS,
+    LIVE_CHECKOUT,
+    LLM_CALLS,
+    NOW_NS,
+    SCHEDULE,
+    S,
+    add_request,
+    llm_cost,
+    request_records,
+    span_id,
+    trace_id,
+    write_segment,
+)
 
 WEATHER = 7  # the /weather request at 11:40 (SCHEDULE index)
 LATEST_FAILURE = 10  # the /checkout that failed at 11:55
@@ -173,11 +190,16 @@ def test_number_keys_and_tab_switch_views(store: Store) -> None:
             await wait_until(pilot, lambda: isinstance(app.screen, SqlScreen))
             assert app.current_mode == "sql"
             await wait_until(pilot, lambda: app.screen.query_one("#sql-results").region.height > 3)
-            for key, mode in [("tab", "overview"), ("tab", "traces"), ("shift+tab", "overview")]:
+            for key, mode in [
+                ("tab", "llm"),
+                ("tab", "overview"),
+                ("tab", "traces"),
+                ("shift+tab", "overview"),
+            ]:
                 await pilot.press(key)
                 await wait_until(pilot, lambda mode=mode: app.current_mode == mode)
             await pilot.press("shift+tab")  # wraps around to the last view
-            await wait_until(pilot, lambda: app.current_mode == "sql")
+            await wait_until(pilot, lambda: app.current_mode == "llm")
 
     run(scenario)
 
@@ -599,3 +621,138 @@ def test_another_process_reads_while_the_app_hosts_the_hub(store: Store, tmp_pat
             assert screen.query_one("#routes", LiveTable).row_count == 5
 
     run(scenario)
+
+
+def test_llm_view_spend_breakdowns_and_costliest_calls(store: Store) -> None:
+    app = dashboard(store)
+    spent = llm_cost(FIXTURE_LLM_CALLS)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await started(pilot)
+            screen = await view(pilot, "7")
+            assert isinstance(screen, LlmScreen) and app.current_mode == "llm"
+            totals = text(screen.query_one("#llm-totals", Static))
+            assert totals.startswith("6 calls") and f"  {money(spent)}" in totals
+            assert "unpriced 1" in totals and "no usage 1" in totals
+            burn = text(screen.query_one("#llm-burn", Static))
+            # the window's spend over the 48m20s since its first call (the cleanup job's), projected
+            per_day = spent / (2900 - 0.0102) * 86_400
+            assert burn.startswith(f"≈ {money(per_day)}/day · {money(per_day * 30)}/month")
+            assert "from 48m" in burn and "cache saved $" in burn and "budget" not in burn
+            assert screen.spend is not None and sum(screen.spend.cost_series) == pytest.approx(spent)
+
+            groups = screen.query_one("#llm-groups", LiveTable)
+            assert str(groups.ordered_columns[0].label) == "model"
+            assert keys(groups) == [
+                "claude-sonnet-4-20250514",
+                "gpt-4o",
+                "claude-3-5-haiku-20241022",
+                "gpt-4o-mini",
+                "acme-large-2",
+            ]
+            by_model = {row[0]: row for row in rows(groups)}
+            assert by_model["acme-large-2"][5] == "unpriced" and by_model["acme-large-2"][6] == "1 unpriced"
+            assert by_model["gpt-4o-mini"][1] == "2" and by_model["gpt-4o-mini"][6] == "1 no usage"
+            assert "$0" not in column(groups, 5)
+            for dimension, expected in [
+                ("provider", ["anthropic", "openai"]),
+                ("route", ["/checkout", "cleanup_carts"]),
+                ("service", ["shop"]),
+                ("model", keys(groups)),
+            ]:
+                await pilot.press("g")
+                assert str(groups.ordered_columns[0].label) == dimension
+                assert keys(groups) == expected, dimension
+
+            calls = screen.query_one("#llm-calls", LiveTable)
+            assert calls.has_focus
+            assert [row[1] for row in rows(calls)] == [
+                "claude-sonnet-4",
+                "gpt-4o",
+                "claude-3-5-haiku",
+                "gpt-4o-mini ⇣",
+                "acme-large-2",
+                "gpt-4o-mini ⇣",
+            ]
+            assert [row[5] for row in rows(calls)][-2:] == ["unpriced", "no usage"]
+            assert rows(calls)[0][2] == "/checkout" and rows(calls)[2][2] == "cleanup_carts"
+            await pilot.press(
+                "enter"
+            )  # the costliest call: claude-sonnet-4 in checkout 8, with the SDK's span
+            trace = await open_trace_screen(pilot)
+            assert trace.trace_id == trace_id(8)
+            waterfall = trace.query_one("#waterfall", LiveTable)
+            assert waterfall.selected_key() == span_id(8, "llm0")
+            assert span_id(8, "llm0-sdk") in keys(waterfall)
+            await pilot.press("escape")
+            await wait_until(pilot, lambda: app.screen is screen)
+
+    run(scenario)
+
+
+def test_llm_budget_turns_the_projection_red_and_notifies_once(store: Store) -> None:
+    app = dashboard(store, budget_per_day=0.05)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            overview = await started(pilot)
+            spend = overview.query_one("#llm-spend", Static)
+            assert spend.display and "over budget" not in text(spend)
+            per_day = llm_cost(FIXTURE_LLM_CALLS) / (2900 - 0.0102) * 86_400
+            assert text(spend).startswith(
+                f"LLM  6 calls  $0.012 in this window  ≈ {money(per_day)}/day > budget $0.050"
+            )
+            screen = await view(pilot, "7")
+            assert isinstance(screen, LlmScreen) and screen.over_budget
+            burn = screen.query_one("#llm-burn", Static)
+            assert "over budget $0.050/day" in text(burn)
+            assert any(span.style == "bold red" for span in burn.content.spans)
+            notes = [n for n in app._notifications if n.title == "over budget"]
+            assert len(notes) == 1 and "$0.050/day" in notes[0].message
+            await press_and_reload(pilot, "r")  # still over: no second notification
+            assert len([n for n in app._notifications if n.title == "over budget"]) == 1
+
+    run(scenario)
+
+
+def test_llm_spend_moves_live(store: Store) -> None:
+    app = dashboard(store)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await started(pilot)
+            screen = await view(pilot, "7")
+            assert isinstance(screen, LlmScreen) and screen.spend is not None
+            before = screen.spend.totals.cost_usd
+            add_request(store, LIVE_CHECKOUT, "checkout", NOW_NS - 30 * S, seq=300, sync=False)
+            await wait_until(pilot, lambda: screen.spend is not None and screen.spend.calls == 7)
+            added = llm_cost(LLM_CALLS[LIVE_CHECKOUT])
+            assert screen.spend.totals.cost_usd == pytest.approx(before + added)
+            assert text(screen.query_one("#llm-totals", Static)).startswith("7 calls")
+            assert keys(screen.query_one("#llm-calls", LiveTable))[0].startswith(trace_id(LIVE_CHECKOUT))
+
+    run(scenario)
+
+
+def test_overview_has_no_spend_line_without_llm_calls(tmp_path: Path) -> None:
+    data_dir = tmp_path / "plain"
+    spool = DataDir(data_dir).spool
+    spans, _ = request_records(0, "items", NOW_NS - 60 * S)
+    write_segment(spool, "spans", spans, 1)
+    plain_store = open_store(DataDir(data_dir))
+    plain_store.sync()
+    app = dashboard(plain_store)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            overview = await started(pilot)
+            assert not overview.query_one("#llm-spend", Static).display
+            screen = await view(pilot, "7")
+            assert text(screen.query_one("#llm-totals", Static)).startswith("no LLM calls in this window")
+            assert "nothing priced" in text(screen.query_one("#llm-burn", Static))
+
+    try:
+        run(scenario)
+    finally:
+        plain_store.close()

@@ -28,9 +28,11 @@ NO_POLLS = 3600.0
 """Watermark poll interval for snapshots: nothing reloads while the picture is taken."""
 
 
-def snapshot(snap_compare: SnapCompare, store: Store, steps: Callable[[Pilot[Any]], Awaitable[None]]) -> None:
+def snapshot(
+    snap_compare: SnapCompare, store: Store, steps: Callable[[Pilot[Any]], Awaitable[None]], **options: Any
+) -> None:
     """Start the app over the fixture store, wait for the first view, run `steps`, compare the screen."""
-    app = dashboard(store, poll_interval_s=NO_POLLS)
+    app = dashboard(store, poll_interval_s=NO_POLLS, **options)
 
     async def run_before(pilot: Pilot[Any]) -> None:
         await wait_loaded(pilot, pilot.app.screen)
@@ -125,3 +127,24 @@ def test_help_on_traces(snap_compare: SnapCompare, store: Store) -> None:
         await wait_until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen))
 
     snapshot(snap_compare, store, steps)
+
+
+def test_llm(snap_compare: SnapCompare, store: Store) -> None:
+    """Spend, projection and cost chart, the breakdown by model, the costliest calls; unpriced and no-usage calls
+    say so."""
+
+    async def steps(pilot: Pilot[Any]) -> None:
+        await view(pilot, "7")
+
+    snapshot(snap_compare, store, steps)
+
+
+def test_llm_over_budget_by_route(snap_compare: SnapCompare, store: Store) -> None:
+    """The projection in red past --budget-per-day (its notification cleared for the picture), spend by route."""
+
+    async def steps(pilot: Pilot[Any]) -> None:
+        await view(pilot, "7")
+        await pilot.press("g", "g")
+        pilot.app.clear_notifications()
+
+    snapshot(snap_compare, store, steps, budget_per_day=0.05)

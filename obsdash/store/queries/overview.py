@@ -1,4 +1,5 @@
-"""The first screen's figures: per-route rates and latency percentiles, charts over the window, services.
+"""The first screen's figures: per-route rates and latency percentiles, charts over the window, services, and
+the window's LLM spend when the app makes LLM calls.
 
 Requests are root server spans (or consumer spans). Other root spans — a background job, a database call made
 outside any request — are listed after them as background work, and count as requests only in an app that
@@ -15,6 +16,7 @@ from datetime import datetime
 from obsdash.store.queries import Reader, fetch
 from obsdash.store.queries.errors import ErrorGroup, error_groups
 from obsdash.store.queries.health import Health, health
+from obsdash.store.queries.llm import BurnRate, SpendGroup, spend_summary
 from obsdash.store.queries.window import Buckets, Window
 
 MAX_ROUTES = 100
@@ -72,6 +74,9 @@ class Overview:
     series: Series
     errors: list[ErrorGroup]
     health: Health
+    llm: SpendGroup
+    """LLM calls in the window (the spend line; none when the app makes no LLM calls)."""
+    llm_burn: BurnRate
 
     @property
     def request_routes(self) -> list[RouteStats]:
@@ -172,6 +177,7 @@ def overview(reader: Reader, window: Window, now: datetime) -> Overview:
     if window.seconds is None:
         since = first_root_time(reader) or now
     routes = route_stats(reader, since, now)
+    llm, llm_burn = spend_summary(reader, window, now)
     serves_requests = any(r.role == "request" for r in routes)
     return Overview(
         routes=routes,
@@ -179,4 +185,6 @@ def overview(reader: Reader, window: Window, now: datetime) -> Overview:
         series=request_series(reader, Buckets.covering(since, now), serves_requests),
         errors=error_groups(reader, since, limit=5),
         health=health(reader, since),
+        llm=llm,
+        llm_burn=llm_burn,
     )

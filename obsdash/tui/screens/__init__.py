@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from obsdash.tui.live import LiveScreen
 from obsdash.tui.screens.errors import ErrorsScreen
+from obsdash.tui.screens.llm import LlmScreen
 from obsdash.tui.screens.logs import LogsScreen
 from obsdash.tui.screens.metrics import MetricsScreen
 from obsdash.tui.screens.overview import OverviewScreen
@@ -31,4 +32,5 @@ VIEWS: list[View] = [
     View("logs", "4", "Logs", LogsScreen, "live log tail, linked to traces"),
     View("metrics", "5", "Metrics", MetricsScreen, "any captured metric as a chart"),
     View("sql", "6", "SQL", SqlScreen, "read-only SQL over the store"),
+    View("llm", "7", "LLM", LlmScreen, "LLM calls: tokens, spend, projection and budget"),
 ]

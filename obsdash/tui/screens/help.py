@@ -12,7 +12,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Static
 
 INTRO = (
-    "Tab / Shift+Tab or 1–6: switch view · Enter: open · j/k ↑/↓: move · g/G: top/bottom · "
+    "Tab / Shift+Tab or 1–7: switch view · Enter: open · j/k ↑/↓: move · g/G: top/bottom · "
     "Ctrl+P: command palette · Esc: back"
 )
 

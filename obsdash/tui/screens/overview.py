@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Footer, Label, Sparkline, Static
 
+from obsdash.store.queries.llm import BurnRate, SpendGroup
 from obsdash.store.queries.overview import Overview, overview
 from obsdash.store.queries.window import Window
 from obsdash.tui import format as fmt
@@ -30,6 +31,7 @@ class OverviewScreen(LiveScreen):
         """Charts on top, the routes table, recent errors, then what was lost."""
         yield NavBar(id="nav")
         yield Static(id="summary")
+        yield Static(id="llm-spend")
         with Horizontal(id="charts"):
             for chart_id, title in (("requests", "requests"), ("errors", "errors"), ("p95", "p95 latency")):
                 with Vertical(classes="chart"):
@@ -48,6 +50,7 @@ class OverviewScreen(LiveScreen):
         """Fill the summary, the charts and both tables."""
         view, now = data
         self._show_summary(view)
+        self._show_llm_spend(view)
         self._show_charts(view)
         self.query_one("#routes", LiveTable).replace_rows(
             (
@@ -96,6 +99,12 @@ class OverviewScreen(LiveScreen):
             line.append("   — nothing in this window yet; `w` widens it", style="dim")
         self.query_one("#summary", Static).update(line)
 
+    def _show_llm_spend(self, view: Overview) -> None:
+        line = self.query_one("#llm-spend", Static)
+        line.set_class(bool(view.llm.calls), "-shown")
+        if view.llm.calls:
+            line.update(spend_line(view.llm, view.llm_burn, self.dashboard.budget_per_day))
+
     def _show_charts(self, view: Overview) -> None:
         series = view.series
         bucket = fmt.duration(series.buckets.width_s * 1000)
@@ -133,4 +142,22 @@ def _health_line(view: Overview) -> Text:
         line.append(f" · not instrumented: {names}", style="dim")
     if health.internal_errors:
         line.append(f" · {health.internal_errors} internal errors", style="red")
+    return line
+
+
+def spend_line(totals: SpendGroup, burn: BurnRate, budget: float | None) -> Text:
+    """`LLM  37 calls  $0.42 in this window  ≈ $10.08/day  1 unpriced`, red over the budget (7: the LLM view)."""
+    over = burn.over(budget)
+    line = Text.assemble(("LLM ", "bold magenta"), f" {fmt.count(totals.calls)} calls  ")
+    if totals.priced:
+        line.append(f"{fmt.money(totals.cost_usd)} in this window", "bold")
+        line.append(f"  ≈ {fmt.money(burn.per_day_usd)}/day", "bold red" if over else "")
+        if over:
+            line.append(f" > budget {fmt.money(budget)}", "bold red")
+    else:
+        line.append("unpriced" if totals.unpriced else "no usage reported", "yellow")
+    if totals.priced and totals.unpriced:
+        line.append(f"  {totals.unpriced} unpriced", "yellow")
+    if totals.no_usage:
+        line.append(f"  {totals.no_usage} no usage", "yellow")
     return line

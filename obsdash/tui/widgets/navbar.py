@@ -20,7 +20,7 @@ class NavBar(Static):
         load_ms: float | None,
     ) -> None:
         """Redraw with the views (key, title), the current one, the window and the live state."""
-        line = Text("obsdash ", style="bold")
+        line = Text()
         for key, title in views:
             style = "reverse bold" if title.lower() == current else ""
             line.append(f" {key} {title} ", style=style)
@@ -30,4 +30,8 @@ class NavBar(Static):
         if load_ms is not None:
             line.append(f" {load_ms:.0f}ms", style="dim")
         line.append("" if host else " (joined)", style="dim")
+        # at 80 columns the views, the window and the live state fit only without the name
+        brand = Text("obsdash ", style="bold")
+        if not self.size.width or len(brand) + len(line) <= self.size.width:
+            line = brand + line
         self.update(line)
