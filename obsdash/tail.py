@@ -3,7 +3,8 @@
 For an on-call engineer in a terminal over ssh, or at the end of a pipe: one record per line, never wrapped, colour
 only on a TTY, newest last. Times are local wall-clock time, as in the dashboard (the store and `obsdash query`
 keep UTC); each line ends with the record's
-full 32-hex trace id, ready for `obsdash query "... WHERE trace_id = '...'"`.
+full 32-hex trace id, ready for `obsdash query "... WHERE trace_id = '...'"`. With `--budget-per-day`, a line marked
+BUDGET says when the LLM spend projected from the window crosses it (once per crossing).
 
 Following: records are ingested slightly out of time order (each process flushes every 250 ms), so each poll
 re-reads from a time cursor minus MARGIN and drops what was already printed (`Seen`); logs, being append-only, are
@@ -33,8 +34,10 @@ from rich.text import Text
 from obsdash.datadir import resolve
 from obsdash.hub.client import Store, open_store
 from obsdash.store.queries import tail as q
+from obsdash.store.queries.llm import BurnRate, SpendGroup, spend_summary
 from obsdash.store.queries.logs import LogLine
 from obsdash.store.queries.window import utc_now, window_named
+from obsdash.tui.format import money, span
 
 FIRST_LINES = 200
 FIRST_ERRORS = 5000
@@ -154,8 +157,17 @@ def _mark(store: Store) -> tuple[Any, Any]:
     return stats.get("pid"), stats.get("watermark")
 
 
-def follow(store: Store, feed: Feed[R], seen: Seen[R], show: Callable[[list[R]], None], mark: Any) -> None:
-    """Print new records until interrupted; query only when the hub stored something since `mark`."""
+def follow(
+    store: Store,
+    feed: Feed[R],
+    seen: Seen[R],
+    show: Callable[[list[R]], None],
+    mark: Any,
+    *,
+    after: Callable[[], None] | None = None,
+) -> None:
+    """Print new records until interrupted; query only when the hub stored something since `mark` (then run
+    `after`, the budget check)."""
     more = False
     while True:
         now = _mark(store)
@@ -163,8 +175,44 @@ def follow(store: Store, feed: Feed[R], seen: Seen[R], show: Callable[[list[R]],
             mark = now
             batch, more = poll(feed, seen)
             show(batch)
+            if after is not None:
+                after()
         if not more:
             time.sleep(POLL_S)
+
+
+class BudgetWatch:
+    """`--budget-per-day`: one marked line each time the LLM spend projected from the window crosses the budget
+    (again only after it fell back under)."""
+
+    def __init__(
+        self, budget_per_day: float, spend: Callable[[], tuple[SpendGroup, BurnRate]], console: Console
+    ) -> None:
+        self.budget = budget_per_day
+        self.spend = spend
+        self.console = console
+        self.over = False
+
+    def __call__(self) -> None:
+        totals, burn = self.spend()
+        over = burn.over(self.budget)
+        if over and not self.over:
+            self.console.print(self.line(totals, burn))
+        self.over = over
+
+    def line(self, totals: SpendGroup, burn: BurnRate) -> Text:
+        """`time  BUDGET  LLM spend heading for $X/day, over the budget of $Y/day: $Z in N calls over 12m`."""
+        text = Text(f"{_clock(utc_now())}  ")
+        text.append(" BUDGET ", "bold white on red")
+        text.append(
+            f"  LLM spend heading for {money(burn.per_day_usd)}/day ({money(burn.per_month_usd)}/month), over "
+            f"the budget of {money(self.budget)}/day: {money(totals.cost_usd)} in {totals.calls} calls over the "
+            f"last {span(burn.seconds)}",
+            "bold red",
+        )
+        if totals.unpriced:
+            text.append(f" (+{totals.unpriced} unpriced)", "yellow")
+        return text
 
 
 def _flat(value: str) -> str:
@@ -257,6 +305,9 @@ def _run(store: Store, feed: Feed[R], show: Callable[[list[R]], None], args: arg
     mark = _mark(store)  # taken before the first read: whatever lands after it makes the first poll run
     rows, seen = first_batch(feed, window_named(args.window).start(utc_now()))
     show(rows)
+    budget = _budget_watch(store, args)
+    if budget is not None:
+        budget()
     if args.errors and len(rows) >= FIRST_ERRORS:
         sys.stderr.write(
             f"obsdash: counts cover the newest {FIRST_ERRORS} errors only (try a shorter --window)\n"
@@ -264,8 +315,17 @@ def _run(store: Store, feed: Feed[R], show: Callable[[list[R]], None], args: arg
     if args.service and not rows:
         _note_unknown_service(store, args.service)
     if args.follow:
-        follow(store, feed, seen, show, mark)
+        follow(store, feed, seen, show, mark, after=budget)
     return 0
+
+
+def _budget_watch(store: Store, args: argparse.Namespace) -> BudgetWatch | None:
+    budget = getattr(args, "budget_per_day", None)
+    if budget is None:
+        return None
+    window = window_named(args.window)
+    console = _Console(soft_wrap=True, highlight=False, markup=False, emoji=False)
+    return BudgetWatch(budget, lambda: spend_summary(store, window, utc_now()), console)
 
 
 def _print_all(console: Console, lines: list[LogLine]) -> None:
@@ -274,8 +334,9 @@ def _print_all(console: Console, lines: list[LogLine]) -> None:
 
 
 def run_tail(args: argparse.Namespace) -> int:
-    """`obsdash tail [--errors] [--follow] [--service S] [--window W]`: 0 after the first print, or, with --follow,
-    on Ctrl-C; 0 too when the reader of stdout goes away. Store errors propagate as ObsdashError."""
+    """`obsdash tail [--errors] [--follow] [--service S] [--window W] [--budget-per-day USD]`: 0 after the first
+    print, or, with --follow, on Ctrl-C; 0 too when the reader of stdout goes away. Store errors propagate as
+    ObsdashError."""
     try:
         return _tail(args)
     except KeyboardInterrupt:

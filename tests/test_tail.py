@@ -21,6 +21,7 @@ from pathlib import Path
 import orjson
 import pytest
 
+from tests import genai
 from tests.conftest import assert_no_internal_errors, child_env, obsdash_cmd, query, run, wrapped
 
 ALPHA = """
@@ -192,9 +193,10 @@ class Follower:
     def interrupt(self) -> str:
         """Ctrl-C: exit status 0 and no traceback; returns stderr."""
         self.proc.send_signal(signal.SIGINT)
-        assert self.proc.wait(timeout=15) == 0
+        status = self.proc.wait(timeout=15)
         assert self.proc.stderr is not None
         stderr = self.proc.stderr.read()
+        assert status == 0, stderr
         assert "Traceback" not in stderr and "Exception" not in stderr, stderr
         return stderr
 
@@ -354,3 +356,81 @@ def test_follow_errors_one_exception_recorded_twice(data_dir: Path) -> None:
         assert errors.interrupt() == ""
     assert len(errors.seen) == 2 and " ValueError ×1  app.py:f" in errors.seen[0], errors.seen
     assert " KeyError ×1  app.py:g" in errors.seen[1]
+
+
+def write_llm_call(data_dir: Path, seq: int, model: str, input_tokens: int, output_tokens: int) -> None:
+    """One OpenAI call, made just now, as the GenAI instrumentor records it, written as a spool segment."""
+    start = time.time_ns() - 1_000_000_000
+    attributes = genai.instrumentor("openai", model, genai.usage(input_tokens, output_tokens))
+    span = {
+        "trace_id": f"{seq:032x}",
+        "span_id": f"{seq:016x}",
+        "parent_span_id": None,
+        "name": f"chat {model}",
+        "kind": "CLIENT",
+        "start_ns": start,
+        "end_ns": start + 400_000_000,
+        "status_code": "UNSET",
+        "attributes": attributes,
+        "events": [],
+        "scope": genai.INSTRUMENTOR_SCOPES["openai"],
+        "service_name": "bot",
+        "run_id": "budget",
+        "pid": 1,
+        "resource": {},
+    }
+    spool = data_dir / "spool"
+    spool.mkdir(parents=True, exist_ok=True)
+    name = f"spans-{time.time_ns():020d}-1-{seq:06d}.jsonl"
+    (spool / f".{name}.tmp").write_bytes(orjson.dumps(span) + b"\n")
+    (spool / f".{name}.tmp").rename(spool / name)
+
+
+def test_budget_line_once_per_crossing(data_dir: Path) -> None:
+    """--budget-per-day 1: a cheap call projects to cents a day (no line); a 100k-token gpt-4o call within the
+    same minute to hundreds of dollars (one BUDGET line); another one keeps it over (no second line)."""
+    write_llm_call(data_dir, 1, "gpt-4o-mini", 100, 10)
+    first = tail(data_dir, "--budget-per-day", "1")
+    assert "BUDGET" not in first.stdout
+
+    follower = Follower(data_dir, "--window", "15m", "--budget-per-day", "1")
+    try:
+        time.sleep(1.0)  # its first print and first check are done
+        write_llm_call(data_dir, 2, "gpt-4o", 100_000, 1000)
+        lines = follower.wait_for(lambda seen: any("BUDGET" in line for line in seen))
+        budget = [line for line in lines if "BUDGET" in line]
+        assert len(budget) == 1
+        assert "LLM spend heading for $" in budget[0] and "over the budget of $1.00/day" in budget[0]
+        assert "in 2 calls over the last 1m" in budget[0]
+        write_llm_call(data_dir, 3, "gpt-4o", 100_000, 1000)
+        time.sleep(2.0)  # ingested, polled and checked again
+        assert query(data_dir, "SELECT count(*) AS n FROM llm_calls")[0]["n"] == 3
+        drained = follower.wait_for(lambda seen: follower.lines.empty())
+        assert len([line for line in drained if "BUDGET" in line]) == 1
+    finally:
+        follower.interrupt()
+    assert "BUDGET" in tail(data_dir, "--budget-per-day", "1").stdout
+    refused = run(obsdash_cmd("tail", "--data-dir", str(data_dir), "--budget-per-day", "-3"))
+    assert refused.returncode == 2 and "a budget must be more than $0" in refused.stderr
+
+
+def test_budget_watch_rearms_after_falling_back_under() -> None:
+    """Over, over, under, over: two lines."""
+    from io import StringIO
+
+    from rich.console import Console
+
+    from obsdash.store.queries.llm import EMPTY, BurnRate
+    from obsdash.tail import BudgetWatch
+
+    per_day = iter([5.0, 6.0, 0.5, 4.0])
+    out = StringIO()
+    watch = BudgetWatch(
+        1.0,
+        lambda: (EMPTY, BurnRate(next(per_day) / 86_400 * 3600, 3600)),
+        Console(file=out, width=300, color_system=None),
+    )
+    for _ in range(4):
+        watch()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 2 and "$5.00/day" in lines[0] and "$4.00/day" in lines[1]
