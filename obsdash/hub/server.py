@@ -75,22 +75,28 @@ class Hub:
         if sync:
             self.sync()
         cursor = self.conn.cursor()
+        timed_out = threading.Event()
+
+        def stop_query() -> None:
+            timed_out.set()
+            cursor.interrupt()
+
+        timer = threading.Timer(timeout_s, stop_query)
+        timer.daemon = True
         try:
             check_read_only(cursor, sql)
-            timer = threading.Timer(timeout_s, cursor.interrupt)
-            timer.daemon = True
             timer.start()
-            try:
-                return _run_in_rolled_back_transaction(cursor, sql, params, max_rows)
-            except duckdb.InterruptException:
-                raise QueryRefused(
-                    f"query stopped after {timeout_s:g} s", hint="add a WHERE or LIMIT"
-                ) from None
-            finally:
-                timer.cancel()
+            return _run_in_rolled_back_transaction(cursor, sql, params, max_rows)
+        except duckdb.InterruptException:
+            if not timed_out.is_set():
+                # Ctrl-C reached the hub's host during a DuckDB call (DuckDB turns SIGINT into this
+                # exception): the user's interrupt, not a slow query and not an SQL error
+                raise KeyboardInterrupt from None
+            raise QueryRefused(f"query stopped after {timeout_s:g} s", hint="add a WHERE or LIMIT") from None
         except duckdb.Error as exc:
             raise ObsdashError(f"SQL error: {first_line(exc)}") from None
         finally:
+            timer.cancel()
             cursor.close()
 
     def stats(self) -> dict[str, Any]:
