@@ -115,16 +115,24 @@ FROM run_events GROUP BY run_id;
     # (obsdash/store/pricing.py); NULL when the model is unknown or the call reported no usage, never 0.
     + """
 CREATE OR REPLACE MACRO llm_calls_since(since) AS TABLE
-WITH llm AS MATERIALIZED (
+WITH genai AS (
+    -- three branches with AND-only conditions that DuckDB pushes into the scan; one OR across columns was read
+    -- row by row: 77 -> 11 ms for the 24h window of 1M spans with 5k GenAI spans, 108 -> 8 ms with none
+    SELECT * FROM spans WHERE start_time >= since AND gen_ai_model IS NOT NULL
+    UNION ALL
+    SELECT * FROM spans WHERE start_time >= since AND gen_ai_model IS NULL AND input_tokens IS NOT NULL
+    UNION ALL
+    SELECT * FROM spans
+    WHERE start_time >= since AND gen_ai_model IS NULL AND input_tokens IS NULL AND output_tokens IS NOT NULL
+), llm AS MATERIALIZED (
     SELECT trace_id, span_id, parent_span_id, start_time, duration_ms, service_name, status_code,
            gen_ai_provider, gen_ai_model, gen_ai_operation, input_tokens, output_tokens, cache_read_tokens,
            -- the GenAI instrumentors and the anthropic SDK name cache writes `cache_write`, not `cache_creation`
            coalesce(cache_write_tokens,
                     TRY_CAST(attributes->>'$."gen_ai.usage.cache_write.input_tokens"' AS BIGINT)) AS cache_write_tokens,
            TRY_CAST(attributes->>'$."gen_ai.request.stream"' AS BOOLEAN) AS stream
-    FROM spans
-    WHERE start_time >= since
-      AND (input_tokens IS NOT NULL OR output_tokens IS NOT NULL
+    FROM genai
+    WHERE (input_tokens IS NOT NULL OR output_tokens IS NOT NULL
            OR gen_ai_operation IN ('chat', 'text_completion', 'generate_content', 'embeddings'))
       AND coalesce(gen_ai_operation, '') NOT IN ('invoke_agent', 'create_agent', 'execute_tool', 'invoke_workflow')
 ), nested AS (

@@ -1,7 +1,7 @@
 """LLM spend over a window, from the `llm_calls_since` macro (one row per real call, priced at query time).
 
-Totals and the four breakdowns (model, provider, route, service) come from one scan with GROUPING SETS; the cost
-chart and the most expensive calls from one query each. Money is the sum of `cost_usd` over priced calls only:
+Totals, the four breakdowns (model, provider, route, service) and the cost chart come from one scan with GROUPING
+SETS; the most expensive calls from a second. Money is the sum of `cost_usd` over priced calls only:
 a call whose model genai-prices does not know is counted as unpriced, one that reported no usage (a stream
 without `include_usage`) as such — neither is ever taken as $0. The burn rate divides the window's spend by the
 time the window saw LLM traffic (at least MIN_TRAFFIC_S), as the overview does for request rates.
@@ -126,14 +126,23 @@ SELECT {keys}
        count(*) FILTER (WHERE failed) AS failed,
        coalesce(sum(cache_savings_usd), 0) AS cache_savings_usd,
        min(time) AS first_call, max(time) AS last_call
-FROM llm_calls_since(CAST(? AS TIMESTAMP))
+FROM (SELECT *, {bucket} AS bucket FROM llm_calls_since(CAST(? AS TIMESTAMP)))
 {group_by}
 """
 BREAKDOWN_KEYS = """GROUPING(model) = 0 AS by_model, GROUPING(provider) = 0 AS by_provider,
        GROUPING(route) = 0 AS by_route, GROUPING(service_name) = 0 AS by_service,
-       model, provider, route, service_name,"""
-BREAKDOWN_GROUPS = "GROUP BY GROUPING SETS ((), (model), (provider), (route), (service_name))"
-TOTAL_KEYS = "false AS by_model, false AS by_provider, false AS by_route, false AS by_service,"
+       GROUPING(bucket) = 0 AS by_bucket, model, provider, route, service_name, bucket,"""
+# The chart's buckets are one more grouping set: the screen's figures cost two scans of the calls, not three.
+# At most MAX_GROUPS rows per set, the most expensive, so a store with thousands of routes cannot crowd out the
+# totals or another breakdown.
+BREAKDOWN_GROUPS = f"""GROUP BY GROUPING SETS ((), (model), (provider), (route), (service_name), (bucket))
+QUALIFY row_number() OVER (
+    PARTITION BY GROUPING(model, provider, route, service_name, bucket)
+    ORDER BY sum(cost_usd) DESC NULLS LAST, count(*) DESC
+) <= {MAX_GROUPS}"""
+TOTAL_KEYS = (
+    "false AS by_model, false AS by_provider, false AS by_route, false AS by_service, false AS by_bucket,"
+)
 
 TOP_CALLS_SQL = """
 SELECT time, trace_id, span_id, service_name, route, provider, model, input_tokens, output_tokens,
@@ -166,28 +175,34 @@ def _group(row: dict[str, Any], key: str | None) -> SpendGroup:
 EMPTY = SpendGroup(None, 0, 0, 0, 0, 0, 0.0, 0, 0, 0, 0, 0.0, None, None)
 
 
+def spend_totals(reader: Reader, since: datetime) -> SpendGroup:
+    """Calls, tokens and money of every call since `since`."""
+    rows = fetch(reader, GROUPS_SQL.format(keys=TOTAL_KEYS, bucket="NULL", group_by=""), [since], max_rows=1)
+    return _group(rows[0], None) if rows else EMPTY
+
+
 def spend_groups(
-    reader: Reader, since: datetime, breakdowns: bool = True
-) -> tuple[SpendGroup, dict[str, list[SpendGroup]]]:
-    """Totals over every call since `since`, and (unless breakdowns=False) the same figures per model, provider,
-    route and service."""
-    if breakdowns:
-        sql = GROUPS_SQL.format(keys=BREAKDOWN_KEYS, group_by=BREAKDOWN_GROUPS)
-    else:
-        sql = GROUPS_SQL.format(keys=TOTAL_KEYS, group_by="")
-    rows = fetch(reader, sql, [since], max_rows=len(DIMENSIONS) * MAX_GROUPS + 1)
+    reader: Reader, since: datetime, buckets: Buckets
+) -> tuple[SpendGroup, dict[str, list[SpendGroup]], list[float]]:
+    """Totals over every call since `since`, the same figures per model, provider, route and service (most
+    expensive first), and the cost of the priced calls per bucket of `buckets`."""
+    sql = GROUPS_SQL.format(keys=BREAKDOWN_KEYS, bucket=buckets.sql_index("time"), group_by=BREAKDOWN_GROUPS)
+    rows = fetch(reader, sql, [since], max_rows=(len(DIMENSIONS) + 1) * MAX_GROUPS + 1)
     totals = EMPTY
     groups: dict[str, list[SpendGroup]] = {dimension: [] for dimension in DIMENSIONS}
+    costs: dict[int, float] = {}
     for row in rows:
         dimension = next((d for d in DIMENSIONS if row[f"by_{d}"]), None)
-        if dimension is None:
+        if row["by_bucket"]:
+            if row["bucket"] is not None and 0 <= row["bucket"] < buckets.count:
+                costs[int(row["bucket"])] = float(row["cost_usd"])
+        elif dimension is None:
             totals = _group(row, None)
         else:
             groups[dimension].append(_group(row, row[_COLUMNS[dimension]]))
-    for dimension, found in groups.items():
+    for found in groups.values():
         found.sort(key=lambda g: (-g.cost_usd, -g.tokens, g.key or ""))
-        groups[dimension] = found[:MAX_GROUPS]
-    return totals, groups
+    return totals, groups, buckets.spread(costs)
 
 
 def burn_rate(totals: SpendGroup, now: datetime) -> BurnRate:
@@ -196,20 +211,6 @@ def burn_rate(totals: SpendGroup, now: datetime) -> BurnRate:
         return BurnRate(0.0, 0.0)
     seconds = max((now - totals.first_call).total_seconds(), MIN_TRAFFIC_S)
     return BurnRate(totals.cost_usd, seconds)
-
-
-def cost_series(reader: Reader, buckets: Buckets) -> list[float]:
-    """Cost of the priced calls per bucket."""
-    rows = fetch(
-        reader,
-        f"""SELECT {buckets.sql_index("time")} AS b, sum(cost_usd) AS cost
-            FROM llm_calls_since(CAST(? AS TIMESTAMP)) GROUP BY 1""",
-        [buckets.start],
-        max_rows=buckets.count + 1,
-    )
-    return buckets.spread(
-        {int(r["b"]): r["cost"] or 0.0 for r in rows if r["b"] is not None and 0 <= r["b"] < buckets.count}
-    )
 
 
 def top_calls(reader: Reader, since: datetime, limit: int = MAX_CALLS) -> list[LlmCall]:
@@ -237,21 +238,27 @@ def top_calls(reader: Reader, since: datetime, limit: int = MAX_CALLS) -> list[L
 
 def spend_summary(reader: Reader, window: Window, now: datetime) -> tuple[SpendGroup, BurnRate]:
     """Totals and burn rate only (the overview's spend line, `obsdash tail --budget-per-day`)."""
-    totals, _ = spend_groups(reader, window.start(now), breakdowns=False)
+    totals = spend_totals(reader, window.start(now))
     return totals, burn_rate(totals, now)
+
+
+def first_genai_time(reader: Reader) -> datetime | None:
+    """When the oldest span naming a model started (for the `all` window's chart)."""
+    rows = fetch(reader, "SELECT min(start_time) AS t FROM spans WHERE gen_ai_model IS NOT NULL")
+    return rows[0]["t"] if rows else None
 
 
 def llm_spend(reader: Reader, window: Window, now: datetime) -> LlmSpend:
     """All of the LLM screen's figures for `window` ending at `now`."""
     since = window.start(now)
-    totals, groups = spend_groups(reader, since)
-    start = since if window.seconds is not None else (totals.first_call or now)
+    start = since if window.seconds is not None else (first_genai_time(reader) or now)
     buckets = Buckets.covering(start, now)
+    totals, groups, series = spend_groups(reader, since, buckets)
     return LlmSpend(
         totals=totals,
         groups=groups,
         burn=burn_rate(totals, now),
         buckets=buckets,
-        cost_series=cost_series(reader, buckets) if totals.calls else buckets.spread({}),
+        cost_series=series,
         top_calls=top_calls(reader, since) if totals.calls else [],
     )
