@@ -111,3 +111,11 @@ def short_model(model: str, width: int = 22) -> str:
     """A model name without its date suffix (claude-3-5-haiku-20241022 → claude-3-5-haiku), cut to `width`."""
     short = _DATED.sub("", model) or model
     return short if len(short) <= width else short[: width - 1] + "…"
+
+
+def middle(text: str, width: int) -> str:
+    """`text` cut to `width` in the middle, where paths differ least: /items/<int:id>/summary → /items…/summary."""
+    if len(text) <= width:
+        return text
+    tail = (width - 1) * 3 // 5
+    return text[: width - 1 - tail] + "…" + text[len(text) - tail :]

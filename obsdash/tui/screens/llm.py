@@ -28,6 +28,10 @@ if TYPE_CHECKING:
 
 GROUP_COLUMNS = ["calls", "in", "out", "cached", "cost", "not priced"]
 CALL_COLUMNS = ["ago", "model", "route", "in", "out", "cost", "trace"]
+ROUTE_WIDTH = 15
+MODEL_WIDTH = 18
+KEY_WIDTH = 22
+"""Routes and models are cut to so many characters that the trace id stays on an 80-column screen."""
 
 
 class LlmScreen(LiveScreen):
@@ -180,12 +184,14 @@ def group_cells(group: SpendGroup, breakdown: str) -> tuple[object, ...]:
         f"{group.no_usage} no usage" if group.no_usage else "",
     ]
     key = group.key or ("(no route)" if breakdown == "route" else "?")
+    silent = group.no_usage == group.calls  # nothing to count: "-", not 0
     return (
-        fmt.short_model(key) if breakdown == "model" else key,
+        fmt.short_model(key) if breakdown == "model" else fmt.middle(key, KEY_WIDTH),
         fmt.count(group.calls),
-        fmt.count(group.input_tokens),
-        fmt.count(group.output_tokens),
-        fmt.count(group.cache_read_tokens),
+        *(
+            "-" if silent else fmt.count(n)
+            for n in (group.input_tokens, group.output_tokens, group.cache_read_tokens)
+        ),
         cost_text(group),
         Text(", ".join(m for m in missing if m), style="yellow"),
     )
@@ -199,8 +205,8 @@ def call_cells(call: LlmCall, now: datetime) -> tuple[object, ...]:
         cost = Text("unpriced" if call.usage_reported else "no usage", style="yellow")
     return (
         fmt.ago(call.time, now),
-        fmt.short_model(call.model or "?") + (" ⇣" if call.streamed else ""),
-        call.route or "-",
+        fmt.short_model(call.model or "?", MODEL_WIDTH) + (" ⇣" if call.streamed else ""),
+        fmt.middle(call.route or "-", ROUTE_WIDTH),
         "-" if call.input_tokens is None else fmt.count(call.input_tokens),
         "-" if call.output_tokens is None else fmt.count(call.output_tokens),
         cost,
