@@ -107,11 +107,12 @@ SELECT run_id,
        count(DISTINCT pid) AS processes
 FROM run_events GROUP BY run_id;
 """
-    # One row per real LLM call. Model calls are spans with usage, or chat / completion / embedding spans without
-    # it (a stream that reported none); agent and tool spans are not calls even when they carry their calls'
-    # usage. The anthropic SDK emits its own span under the instrumentor's, with the same usage: a model-call
-    # span whose parent (or grandparent) is one too is the same call seen twice and is folded into the outermost
-    # one, each field taken from the outermost span that has it. Cost is priced at query time from `llm_prices`
+    # One row per real LLM call. Model calls are spans naming a model with usage, or chat / completion /
+    # embedding spans naming a model without it (a stream that reported none), or spans with usage and no model;
+    # agent and tool spans are not calls even when they carry their calls' usage. The anthropic SDK emits its own
+    # span under the instrumentor's, with the same usage: a model-call span whose parent (or grandparent) is one
+    # too is the same call seen twice and is folded into the outermost one, each field taken from the outermost
+    # span that has it. Cost is priced at query time from `llm_prices`
     # (obsdash/store/pricing.py); NULL when the model is unknown or the call reported no usage, never 0.
     + """
 CREATE OR REPLACE MACRO llm_calls_since(since) AS TABLE

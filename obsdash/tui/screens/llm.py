@@ -28,10 +28,10 @@ if TYPE_CHECKING:
 
 GROUP_COLUMNS = ["calls", "in", "out", "cached", "cost", "not priced"]
 CALL_COLUMNS = ["ago", "model", "route", "in", "out", "cost", "trace"]
+# Routes and models are cut to so many characters that the trace id stays on an 80-column screen.
 ROUTE_WIDTH = 15
 MODEL_WIDTH = 18
 KEY_WIDTH = 22
-"""Routes and models are cut to so many characters that the trace id stays on an 80-column screen."""
 
 
 class LlmScreen(LiveScreen):
