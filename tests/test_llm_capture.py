@@ -30,8 +30,7 @@ SDK_SPANS = "scope = 'com.anthropic.sdk.python'"
 SPAN_COLUMNS = """
     span_id, parent_span_id, name, scope, gen_ai_provider, gen_ai_model, gen_ai_operation, input_tokens,
     output_tokens, cache_read_tokens,
-    coalesce(cache_write_tokens, TRY_CAST(attributes->>'$."gen_ai.usage.cache_write.input_tokens"' AS BIGINT))
-        AS cache_write_tokens,
+    cache_write_tokens,
     attributes->>'$."gen_ai.response.id"' AS response_id
 """
 

@@ -106,6 +106,7 @@ def _spans_insert() -> str:
             "llm.token_count.prompt_details.cache_read",
         ),
         "cache_write": (
+            "gen_ai.usage.cache_write.input_tokens",  # what the GenAI instrumentors and the anthropic SDK write
             "gen_ai.usage.cache_creation.input_tokens",
             "gen_ai.usage.cache_creation_input_tokens",
             "llm.token_count.prompt_details.cache_write",
