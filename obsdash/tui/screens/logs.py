@@ -17,7 +17,7 @@ from textual.widgets import Footer, Static
 from obsdash.store.queries.logs import LEVELS, LogLine, log_services, recent_logs
 from obsdash.store.queries.window import Window
 from obsdash.tui import format as fmt
-from obsdash.tui.live import LiveScreen
+from obsdash.tui.filtered import FilteredScreen
 from obsdash.tui.widgets.filter import FilterInput
 from obsdash.tui.widgets.navbar import NavBar
 from obsdash.tui.widgets.table import LiveTable
@@ -26,13 +26,12 @@ if TYPE_CHECKING:
     from obsdash.hub.client import Store
 
 
-class LogsScreen(LiveScreen):
+class LogsScreen(FilteredScreen):
     """The log tail and the highlighted line in full."""
 
     AUTO_FOCUS = "#logs"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", key_display="/"),
         Binding("l", "level", "Level"),
         Binding("s", "service", "Service"),
     ]
@@ -42,7 +41,6 @@ class LogsScreen(LiveScreen):
         self.level = "all"
         self.service: str | None = None
         self.services: list[str] = []
-        self.filter_text = ""
         self.lines: dict[str, LogLine] = {}
 
     def compose(self) -> ComposeResult:
@@ -86,11 +84,6 @@ class LogsScreen(LiveScreen):
         self.query_one("#logs-status", Static).update(status)
         self._show_detail(self.query_one("#logs", LiveTable).selected_key())
 
-    def on_filter_input_applied(self, event: FilterInput.Applied) -> None:
-        """Enter in the filter line."""
-        self.filter_text = event.text
-        self.request_refresh()
-
     def on_data_table_row_highlighted(self, event: LiveTable.RowHighlighted) -> None:
         """Show the highlighted line in full."""
         self._show_detail(str(event.row_key.value))
@@ -102,10 +95,6 @@ class LogsScreen(LiveScreen):
             self.notify("this line was logged outside any trace")
             return
         self.dashboard.open_trace(line.trace_id, line.span_id)
-
-    def action_filter(self) -> None:
-        """Focus the filter line."""
-        self.query_one("#filter", FilterInput).open()
 
     def action_level(self) -> None:
         """Cycle the minimum level: all, debug, info, warn, error."""

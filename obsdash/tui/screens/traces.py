@@ -12,7 +12,7 @@ from textual.widgets import Footer, Static
 from obsdash.store.queries.traces import PAGE_ROWS, SORTS, TraceSummary, list_traces
 from obsdash.store.queries.window import Window
 from obsdash.tui import format as fmt
-from obsdash.tui.live import LiveScreen
+from obsdash.tui.filtered import FilteredScreen
 from obsdash.tui.widgets.filter import FilterInput
 from obsdash.tui.widgets.navbar import NavBar
 from obsdash.tui.widgets.table import LiveTable
@@ -21,13 +21,12 @@ if TYPE_CHECKING:
     from obsdash.hub.client import Store
 
 
-class TracesScreen(LiveScreen):
+class TracesScreen(FilteredScreen):
     """The request list; Enter opens the waterfall."""
 
     AUTO_FOCUS = "#traces"
 
     BINDINGS: ClassVar[list[BindingType]] = [
-        Binding("slash", "filter", "Filter", key_display="/"),
         Binding("s", "sort", "Sort"),
         Binding("e", "errors_only", "Errors only"),
         Binding("right_square_bracket", "page(1)", "Older", key_display="]"),
@@ -36,7 +35,6 @@ class TracesScreen(LiveScreen):
 
     def __init__(self) -> None:
         super().__init__()
-        self.filter_text = ""
         self.sort = "time"
         self.errors_only = False
         self.page = 0
@@ -101,9 +99,8 @@ class TracesScreen(LiveScreen):
             self.request_refresh()
         # else this is the view's first visit: compose() shows the text and the first load applies it
 
-    def on_filter_input_applied(self, event: FilterInput.Applied) -> None:
-        """Enter in the filter line."""
-        self.filter_text = event.text
+    def filter_applied(self) -> None:
+        """A new filter starts from the first page."""
         self.page = 0
         self.request_refresh()
 
@@ -111,10 +108,6 @@ class TracesScreen(LiveScreen):
         """Enter: open the trace, on the row's root span."""
         trace_id, _, span_id = str(event.row_key.value).partition("/")
         self.dashboard.open_trace(trace_id, span_id or None)
-
-    def action_filter(self) -> None:
-        """Focus the filter line."""
-        self.query_one("#filter", FilterInput).open()
 
     def action_sort(self) -> None:
         """Cycle the order: newest, slowest, errors first."""
