@@ -4,6 +4,9 @@ In-app code never raises into the host: every entry point from the app (hooks, p
 exit handlers) catches and calls `internal_error`. The error is counted (and reported in the run's stats); in strict
 mode (OBSDASH_STRICT=1, set by the test suite) it is also printed to stderr with a marker the tests look for, so a
 swallowed error cannot hide.
+
+Fault injection (R2): OBSDASH_FAULTS=point,point makes `fault(point)` raise at that point, so the test suite can
+prove a failure there never reaches the app. Off, it costs one truth test of an empty set.
 """
 
 from __future__ import annotations
@@ -13,6 +16,17 @@ import sys
 
 STRICT_MARKER = "obsdash-internal-error"
 internal_errors: dict[str, int] = {}
+_FAULTS = frozenset(filter(None, os.environ.get("OBSDASH_FAULTS", "").split(",")))
+
+
+class InjectedFault(RuntimeError):
+    """The failure `fault()` raises on request of the test suite."""
+
+
+def fault(point: str) -> None:
+    """Raise InjectedFault when OBSDASH_FAULTS names `point` (e.g. "scrubber", "exporter", "pricing")."""
+    if _FAULTS and point in _FAULTS:
+        raise InjectedFault(f"fault injected at {point}")
 
 
 def internal_error(where: str, exc: BaseException) -> None:
