@@ -55,6 +55,7 @@ class Lifecycle:
         self._install_sigterm()
         self._wrap_sys_exit()
         os.register_at_fork(after_in_child=self._after_fork_in_child)
+        self.writer.stats_record = self._stats_record
         self._record_start(startup_ms)
 
     def _record_start(self, startup_ms: float, parent_pid: int | None = None) -> None:
@@ -141,13 +142,36 @@ class Lifecycle:
                 "root": os.getpid() == self.settings.root_pid,
                 "exit_code": self.exit_code if self.exit_code is not None else 0,
                 "duration_ms": round((time.time_ns() - self.started_ns) / 1e6, 3),
-                "instrumentation": dict(instrumentations.status),
-                "instrumentation_ms": dict(instrumentations.load_ms),
-                "dropped": dict(self.writer.dropped),
-                "written": dict(self.writer.written),
-                "internal_errors": dict(safety.internal_errors),
+                **counters(self.writer),
             }
         )
+
+    def _stats_record(self) -> dict[str, Any]:
+        """The live counters of a process still running, made by the spool thread (spool.STATS_INTERVAL_S)."""
+        return self.ctx.stamp_plain(
+            {
+                "event": "stats",
+                "time_ns": time.time_ns(),
+                "host": self.ctx.host,
+                "root": os.getpid() == self.settings.root_pid,
+                "duration_ms": round((time.time_ns() - self.started_ns) / 1e6, 3),
+                **counters(self.writer),
+            }
+        )
+
+
+def counters(writer: SpoolWriter) -> dict[str, Any]:
+    """What this process captured, skipped and lost so far, cumulative since it started (copies: each `dict()` of
+    a plain dict is one step under the GIL, so an app thread counting meanwhile cannot break it)."""
+    scrub = sys.modules.get("obsdash_instrumenters.scrub")  # not imported here: it loads with the encoder
+    return {
+        "instrumentation": dict(instrumentations.status),
+        "instrumentation_ms": dict(instrumentations.load_ms),
+        "dropped": dict(writer.dropped),
+        "written": dict(writer.written),
+        "internal_errors": dict(safety.internal_errors),
+        "redactions": dict(getattr(scrub, "redactions", None) or {}),
+    }
 
 
 def _finish_with_multiprocessing(lifecycle: Lifecycle) -> None:

@@ -6,7 +6,15 @@ reader never sees half a segment. JSON lines were measured at 16 µs/span agains
 kept up with bursts where the OTLP path dropped half (docs/architecture.md).
 
 Never raises into the app: a write that fails (spool deleted, unwritable, disk full) drops the batch and counts it
-by reason; a full buffer drops the new record and counts it.
+by reason; a full buffer drops the new record and counts it. Run records (start, stats, end) are never refused for
+a full buffer: they are a handful per process and carry the drop counts, which must not be dropped themselves.
+
+Live counts (R3): every STATS_INTERVAL_S the thread asks `stats_record` (set by lifecycle.py) for a `stats` run
+record and queues it when a counter changed since the last one, so a long-running server shows its drops without
+waiting for its end record.
+
+Fault point `spool_stall` (OBSDASH_FAULTS): every segment write blocks until `<spool>/.unstall` exists, as a hung
+disk would; the reliability suite uses it to fill the buffer (R3) and to time the exit (R4).
 """
 
 from __future__ import annotations
@@ -15,14 +23,18 @@ import os
 import threading
 import time
 
-from obsdash_instrumenters.safety import internal_error
+from obsdash_instrumenters.safety import InjectedFault, fault, internal_error
 
 TYPE_CHECKING = False  # `typing` costs ~10 ms at start-up; mypy still reads the block below
 if TYPE_CHECKING:
+    from collections.abc import Callable
     from typing import Any
 
 KINDS = ("spans", "logs", "metrics", "runs")
 SEGMENT_SUFFIX = ".jsonl"
+STATS_INTERVAL_S = 5.0
+"""How often a busy process reports its counters (only when one changed): 12 small records a minute at most."""
+UNSTALL_FILE = ".unstall"
 
 
 class SpoolWriter:
@@ -34,6 +46,8 @@ class SpoolWriter:
         self.max_queued = max_queued
         self.dropped: dict[str, int] = {}
         self.written: dict[str, int] = {}
+        self.stats_record: Callable[[], dict[str, Any]] | None = None
+        """Makes a `stats` run record; None until lifecycle.py sets it."""
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -46,6 +60,8 @@ class SpoolWriter:
         self._thread: threading.Thread | None = None
         self._stop = threading.Event()
         self._closed = False
+        self._stats_due = time.monotonic() + STATS_INTERVAL_S
+        self._last_counts: Any = None
 
     # -- called from the app's threads -------------------------------------------------------------
     def put(self, kind: str, line: bytes | dict[str, Any]) -> None:
@@ -54,7 +70,7 @@ class SpoolWriter:
             self._count(self.dropped, "after_close", 1)
             return
         with self._lock:
-            if self._queued >= self.max_queued:
+            if self._queued >= self.max_queued and kind != "runs":
                 self.dropped["queue_full"] = self.dropped.get("queue_full", 0) + 1
                 return
             self._buffers[kind].append(line)
@@ -72,6 +88,25 @@ class SpoolWriter:
     def _run(self) -> None:
         while not self._stop.wait(self.delay_s):
             self.flush()
+            if time.monotonic() >= self._stats_due:
+                self._queue_stats()
+
+    def _queue_stats(self) -> None:
+        """Queue a `stats` run record if a counter moved since the last one (the record's own write aside)."""
+        self._stats_due = time.monotonic() + STATS_INTERVAL_S
+        try:
+            make = self.stats_record
+            if make is None or self._stop.is_set():
+                return
+            record = make()
+            counts = {key: record.get(key) for key in ("dropped", "internal_errors", "instrumentation")}
+            counts["redactions"] = record.get("redactions")
+            counts["written"] = {k: n for k, n in record.get("written", {}).items() if k != "runs"}
+            if counts != self._last_counts:
+                self._last_counts = counts
+                self.put("runs", record)
+        except BaseException as exc:
+            internal_error("spool.stats", exc)
 
     # -- writing -------------------------------------------------------------------------------------
     def flush(self) -> None:
@@ -91,6 +126,7 @@ class SpoolWriter:
         return f"{kind}-{time.time_ns():020d}-{self._pid}-{self._seq:06d}{SEGMENT_SUFFIX}"
 
     def _write_segment(self, kind: str, lines: list[Any]) -> None:
+        _stall_if_injected(self.spool_dir)
         name = self._next_name(kind)
         if any(isinstance(line, dict) for line in lines):
             # Run records only: stdlib json, because orjson's import (~14 ms, it pulls in dataclasses) would be
@@ -155,6 +191,16 @@ def _write_atomically(spool_dir: str, name: str, data: bytes) -> None:
         raise
     os.close(fd)
     os.rename(tmp, os.path.join(spool_dir, name))
+
+
+def _stall_if_injected(spool_dir: str) -> None:
+    """Fault point `spool_stall`: block like a hung disk until the test creates `<spool>/.unstall`."""
+    try:
+        fault("spool_stall")
+    except InjectedFault:
+        release = os.path.join(spool_dir, UNSTALL_FILE)
+        while not os.path.exists(release):
+            time.sleep(0.05)
 
 
 def _recreate_dir(path: str) -> bool:
