@@ -47,7 +47,8 @@ READ_COLUMNS = {
         "{event: 'VARCHAR', time_ns: 'BIGINT', run_id: 'VARCHAR', pid: 'BIGINT', service_name: 'VARCHAR', "
         "host: 'VARCHAR', root: 'BOOLEAN', parent_pid: 'BIGINT', command: 'VARCHAR', exit_code: 'INTEGER', "
         "argv: 'JSON', startup_ms: 'DOUBLE', duration_ms: 'DOUBLE', instrumentation: 'JSON', "
-        "instrumentation_ms: 'JSON', dropped: 'JSON', written: 'JSON', internal_errors: 'JSON'}"
+        "instrumentation_ms: 'JSON', dropped: 'JSON', written: 'JSON', internal_errors: 'JSON', "
+        "redactions: 'JSON'}"
     ),
 }
 # Rows the fast path loaded but that lack what a record of the kind needs: counted as bad lines.
@@ -164,7 +165,8 @@ INSERTS = {
             parent_pid, command, exit_code,
             json_object('argv', argv, 'startup_ms', startup_ms, 'duration_ms', duration_ms,
                         'instrumentation', instrumentation, 'instrumentation_ms', instrumentation_ms,
-                        'dropped', dropped, 'written', written, 'internal_errors', internal_errors)
+                        'dropped', dropped, 'written', written, 'internal_errors', internal_errors,
+                        'redactions', redactions)
         FROM _batch"""
     ],
 }

@@ -131,6 +131,7 @@ class OverviewScreen(LiveScreen):
 
 
 def _health_line(view: Overview) -> Text:
+    """Segments stored, then what was lost or left out; drops are live (the processes' `stats` records)."""
     health = view.health
     line = Text(f"stored from {health.segments} spool segments", style="dim")
     if health.bad_lines:
@@ -142,6 +143,8 @@ def _health_line(view: Overview) -> Text:
         line.append(f" · not instrumented: {names}", style="dim")
     if health.internal_errors:
         line.append(f" · {health.internal_errors} internal errors", style="red")
+    if health.redactions:
+        line.append(f" · {sum(health.redactions.values())} secrets redacted", style="dim")
     return line
 
 
