@@ -85,7 +85,19 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--service", metavar="S", help="only this service")
     tail.add_argument("--window", choices=WINDOW_LABELS, default="15m", help="how far back to start")
     _budget_option(tail)
+
+    report = commands.add_parser(
+        "report", parents=[common], help="production-readiness findings from the stored telemetry"
+    )
+    _report_arguments(report)
+    _budget_option(report)
     return parser
+
+
+def _report_arguments(command: argparse.ArgumentParser) -> None:
+    from obsdash.report.command import add_arguments
+
+    add_arguments(command)
 
 
 def _run_wrap(args: argparse.Namespace) -> int:
@@ -141,12 +153,19 @@ def _run_tail(args: argparse.Namespace) -> int:
     return run_tail(args)
 
 
+def _run_report(args: argparse.Namespace) -> int:
+    from obsdash.report.command import run_report
+
+    return run_report(args)
+
+
 HANDLERS = {
     "wrap": _run_wrap,
     "query": _run_query,
     "ingest": _run_ingest,
     "tui": _run_tui,
     "tail": _run_tail,
+    "report": _run_report,
 }
 
 
