@@ -52,7 +52,7 @@ class SpoolWriter:
 
     def _reset_state(self) -> None:
         self._lock = threading.Lock()
-        # bytes, or a dict for the rare record made before the encoder is loaded (encoded at flush)
+        # lines ending in b"\n", or a dict for the rare record made before the encoder is loaded (encoded at flush)
         self._buffers: dict[str, list[Any]] = {kind: [] for kind in KINDS}
         self._queued = 0
         self._seq = 0
@@ -73,7 +73,9 @@ class SpoolWriter:
             if self._queued >= self.max_queued and kind != "runs":
                 self.dropped["queue_full"] = self.dropped.get("queue_full", 0) + 1
                 return
-            self._buffers[kind].append(line)
+            # A copy with its newline: orjson's bytes keep a 4–8 kB buffer behind a 1 kB span, so 50k queued
+            # spans held 389 MB instead of 46 MB; the copy costs ~0.15 µs and is the line the segment needs.
+            self._buffers[kind].append(line + b"\n" if type(line) is bytes else line)
             self._queued += 1
         if self._thread is None:
             self._start_thread()
@@ -134,12 +136,12 @@ class SpoolWriter:
             import json
 
             lines = [
-                json.dumps(line, default=str, separators=(",", ":")).encode()
+                json.dumps(line, default=str, separators=(",", ":")).encode() + b"\n"
                 if isinstance(line, dict)
                 else line
                 for line in lines
             ]
-        data = b"\n".join(lines) + b"\n"
+        data = b"".join(lines)
         for attempt in range(2):
             try:
                 _write_atomically(self.spool_dir, name, data)
