@@ -75,6 +75,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("ingest", parents=[common], help="bring the store up to date with the spool and exit")
 
+    doctor = commands.add_parser(
+        "doctor",
+        parents=[common],
+        help="is obsdash working, and what did it miss?",
+        description="Check the data dir (size, spool backlog, hub, file modes) and, for the latest runs or RUN_ID, "
+        "what was instrumented, skipped or failed, the start-up cost, and records dropped, bad lines, internal "
+        "errors and redactions.",
+        epilog="exit status: 0 healthy; 1 problems found (records dropped, bad lines at ingest, internal errors, "
+        "an instrumentor failed, files others can read); 2 error (no data in the dir, unknown run id)",
+    )
+    doctor.add_argument("--run", metavar="RUN_ID", help="only this run (default: the latest three)")
+
     tui = commands.add_parser("tui", parents=[common], help="the dashboard (also what `obsdash` alone opens)")
     tui.add_argument("--window", choices=WINDOW_LABELS, default="1h", help="time window shown first")
     _budget_option(tui)
@@ -137,6 +149,12 @@ def _run_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_doctor(args: argparse.Namespace) -> int:
+    from obsdash.doctor import run_doctor
+
+    return run_doctor(resolve(args.data_dir), args.run)
+
+
 def _run_tui(args: argparse.Namespace) -> int:
     from obsdash.tui.app import run_dashboard
 
@@ -163,6 +181,7 @@ HANDLERS = {
     "wrap": _run_wrap,
     "query": _run_query,
     "ingest": _run_ingest,
+    "doctor": _run_doctor,
     "tui": _run_tui,
     "tail": _run_tail,
     "report": _run_report,
