@@ -84,10 +84,12 @@ def test_planted_problems_are_named_with_their_traces(planted: Path) -> None:
 
     (unbounded,) = found(findings, "llm_no_max_tokens")
     assert (unbounded["where"], unbounded["count"]) == ("/ask → gpt-4o-mini", 6)
+    (no_timeout,) = found(findings, "llm_default_timeout")  # /ask-bounded sets timeout=20: not flagged
+    assert (no_timeout["where"], no_timeout["count"]) == ("/ask → gpt-4o-mini", 6)
 
     (spend,) = found(findings, "llm_spend")
     assert spend["count"] == 12 == scalar(planted, "SELECT count(*) FROM llm_calls")
-    for finding in (crash, upstream["error"], n_plus_one, slow, unbounded):
+    for finding in (crash, upstream["error"], n_plus_one, slow, unbounded, no_timeout):
         assert_examples_exist(planted, finding)
 
 

@@ -84,6 +84,10 @@ def _instrument(item: Instrumentation, before_first: Callable[[], None]) -> None
             from obsdash_instrumenters.gaps import add_sqlite_shortcuts
 
             add_sqlite_shortcuts()
+        elif item.name in ("openai", "anthropic"):
+            from obsdash_instrumenters.gaps import add_llm_timeouts
+
+            add_llm_timeouts(item.name)
         status[item.name] = "instrumented"
     except BaseException as exc:
         status[item.name] = f"failed: {type(exc).__name__}: {exc}"

@@ -138,9 +138,10 @@ def llm_hygiene(rows: list[dict[str, Any]]) -> Iterator[Finding]:
             yield Finding(
                 "llm_default_timeout",
                 "warning",
-                f"{_plural(int(r['default_timeout']), 'LLM call')} with no timeout set (the SDK waits up to 600 s)",
+                f"{_plural(int(r['default_timeout']), 'LLM call')} without a timeout (the SDK waits up to 600 s)",
                 where,
                 int(r["default_timeout"]),
+                list(r["examples_default_timeout"] or []),
             )
         if r["failed"]:
             yield Finding(

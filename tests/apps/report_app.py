@@ -106,7 +106,7 @@ def ask() -> str:
 @app.get("/ask-bounded")
 def ask_bounded() -> str:
     reply = llm.chat.completions.create(
-        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=50
+        model="gpt-4o-mini", messages=[{"role": "user", "content": "hi"}], max_tokens=50, timeout=20
     )
     return reply.choices[0].message.content or ""
 

@@ -16,6 +16,8 @@ from obsdash.store.queries import Reader, fetch
 MAX_ROWS = 50
 EXAMPLES = 3
 """Example trace ids kept per finding: enough to open one, few enough to read."""
+DEFAULT_LLM_TIMEOUT_S = 600
+"""The openai and anthropic SDKs' default: a call that keeps it can hold a request for ten minutes."""
 
 
 @dataclass(frozen=True)
@@ -147,17 +149,27 @@ def slow_routes(reader: Reader, scope: Scope, p95_ms: float, min_requests: int) 
 
 
 LLM_CALLS_SQL = f"""
-WITH c AS (SELECT * FROM llm_calls_since(CAST(? AS TIMESTAMP)))
+WITH c AS (SELECT * FROM llm_calls_since(CAST(? AS TIMESTAMP))),
+timeouts AS (
+    -- obsdash.llm.timeout_s (obsdash_instrumenters/gaps.py) sits on the call's span or, for the anthropic SDK,
+    -- on the SDK's own span just inside it; -1 is no timeout at all
+    SELECT c.span_id, max(TRY_CAST(t.attributes->>'$."obsdash.llm.timeout_s"' AS DOUBLE)) AS timeout_s
+    FROM c JOIN spans t ON t.trace_id = c.trace_id AND (t.span_id = c.span_id OR t.parent_span_id = c.span_id)
+    WHERE t.start_time >= CAST(? AS TIMESTAMP) AND t.attributes->>'$."obsdash.llm.timeout_s"' IS NOT NULL
+    GROUP BY c.span_id
+)
 SELECT coalesce(c.route, '?') AS route, coalesce(c.model, '?') AS model, count(*) AS calls,
        count(*) FILTER (WHERE s.attributes->>'$."gen_ai.request.max_tokens"' IS NULL) AS without_max_tokens,
-       count(*) FILTER (WHERE coalesce(TRY_CAST(s.attributes->>'$."obsdash.llm.timeout_s"' AS DOUBLE), 600) >= 600)
-           AS default_timeout,
-       count(*) FILTER (WHERE s.attributes->>'$."obsdash.llm.timeout_s"' IS NOT NULL) AS timeout_known,
+       count(*) FILTER (WHERE t.timeout_s < 0 OR t.timeout_s >= {DEFAULT_LLM_TIMEOUT_S}) AS default_timeout,
+       count(t.timeout_s) AS timeout_known,
        count(*) FILTER (WHERE c.failed) AS failed,
        list(DISTINCT c.trace_id) FILTER (WHERE s.attributes->>'$."gen_ai.request.max_tokens"' IS NULL)[1:{EXAMPLES}]
            AS examples_without_max_tokens,
+       list(DISTINCT c.trace_id) FILTER (WHERE t.timeout_s < 0 OR t.timeout_s >= {DEFAULT_LLM_TIMEOUT_S})[1:{EXAMPLES}]
+           AS examples_default_timeout,
        list(DISTINCT c.trace_id) FILTER (WHERE c.failed)[1:{EXAMPLES}] AS examples_failed
 FROM c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.span_id
+LEFT JOIN timeouts t ON t.span_id = c.span_id
 WHERE s.start_time >= CAST(? AS TIMESTAMP) AND {_IN_RUN.replace("run_id", "s.run_id")}
 GROUP BY ALL ORDER BY calls DESC
 """
@@ -165,7 +177,7 @@ GROUP BY ALL ORDER BY calls DESC
 
 def llm_call_hygiene(reader: Reader, scope: Scope) -> list[dict[str, Any]]:
     """LLM calls per route and model: how many set no `max_tokens`, kept the SDK's default timeout, failed."""
-    params = [scope.since, *scope.params()]
+    params = [scope.since, scope.since, *scope.params()]
     return fetch(reader, LLM_CALLS_SQL, params, max_rows=MAX_ROWS)
 
 
