@@ -31,12 +31,13 @@ from obsdash.tui import format as fmt
 EXIT_HEALTHY = 0
 EXIT_PROBLEMS = 1
 DEFAULT_RUNS = 3
-MAX_MODE_PROBLEMS_SHOWN = 5
+MAX_MODE_PROBLEMS_SHOWN = 3
 DROP_HINTS = {
     "queue_full": "more than OBSDASH_MAX_QUEUED records waited in memory: a slow or stalled disk, or a burst",
     "disk_full": "the disk holding the data dir was full",
     "spool_write_error": "segment files could not be written (spool unwritable or removed)",
     "after_close": "records made after the process's exit flush",
+    "write_error": "a segment write failed unexpectedly (see internal errors)",
 }
 
 
@@ -337,7 +338,7 @@ def _when(run: q.RunInfo, report: RunReport) -> str:
     unended = f" ({silent} without an end record: running, or killed)" if silent else ""
     if run.ended is None:
         return f"{started}, not ended, {processes}{unended}"
-    took = fmt.span((run.ended - run.started).total_seconds()) if run.started else "?"
+    took = fmt.duration((run.ended - run.started).total_seconds() * 1000) if run.started else "?"
     return f"{started}, took {took}, exit {run.exit_code}, {processes}{unended}"
 
 
