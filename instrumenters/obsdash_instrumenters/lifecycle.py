@@ -82,7 +82,8 @@ class Lifecycle:
 
         @functools.wraps(real_exit)
         def exit(status: Any = None) -> NoReturn:
-            self.exit_code = _exit_status(status)
+            if threading.current_thread() is threading.main_thread():  # elsewhere it ends only that thread
+                self.exit_code = _exit_status(status)
             real_exit(status)
 
         sys.exit = exit  # type: ignore[assignment]
@@ -128,8 +129,7 @@ class Lifecycle:
             self.finished = True
             budget = self.settings.exit_timeout_s
             self.shutdown_providers(budget / 3)
-            self.writer.put("runs", self._end_record())
-            self.writer.close(budget * 2 / 3)
+            self.writer.close(budget * 2 / 3, last_record=self._end_record)
         except BaseException as exc:
             safety.internal_error("lifecycle.finish", exc)
 
@@ -184,5 +184,5 @@ def _exit_status(status: Any) -> int:
     if status is None:
         return 0
     if isinstance(status, int):
-        return status
+        return status & 0xFF  # what the parent sees: sys.exit(261) ends with status 5, sys.exit(-1) with 255
     return 1  # sys.exit("message") prints it and exits 1

@@ -14,7 +14,9 @@ record and queues it when a counter changed since the last one, so a long-runnin
 waiting for its end record.
 
 Fault point `spool_stall` (OBSDASH_FAULTS): every segment write blocks until `<spool>/.unstall` exists, as a hung
-disk would; the reliability suite uses it to fill the buffer (R3) and to time the exit (R4).
+disk would; the reliability suite uses it to fill the buffer (R3) and to time the exit (R4). Fault point
+`spool_write.<kind>` makes that kind's segment writes raise (not an OSError): the batch is dropped and counted as
+`write_error`, and the other kinds are still written (tests/reliability/test_faults.py).
 """
 
 from __future__ import annotations
@@ -119,7 +121,11 @@ class SpoolWriter:
                 self._buffers = {kind: [] for kind in KINDS}
                 self._queued = 0
             for kind, lines in batches.items():
-                self._write_segment(kind, lines)
+                try:
+                    self._write_segment(kind, lines)
+                except BaseException as exc:  # not an OSError (those are counted inside): this batch only
+                    self._count(self.dropped, "write_error", len(lines))
+                    internal_error("spool.write", exc)
         except BaseException as exc:
             internal_error("spool.flush", exc)
 
@@ -129,6 +135,7 @@ class SpoolWriter:
 
     def _write_segment(self, kind: str, lines: list[Any]) -> None:
         _stall_if_injected(self.spool_dir)
+        fault("spool_write." + kind)
         name = self._next_name(kind)
         if any(isinstance(line, dict) for line in lines):
             # Run records only: stdlib json, because orjson's import (~14 ms, it pulls in dataclasses) would be
@@ -159,17 +166,30 @@ class SpoolWriter:
         counter[key] = counter.get(key, 0) + n
 
     # -- lifecycle -----------------------------------------------------------------------------------
-    def close(self, timeout_s: float) -> None:
-        """Stop the thread and write what is left, giving up after `timeout_s` (R4)."""
+    def close(self, timeout_s: float, last_record: Callable[[], dict[str, Any]] | None = None) -> None:
+        """Stop the thread and write what is left, then the run record `last_record()` makes, giving up after
+        `timeout_s` (R4). The record is made after the final write, so the counts it carries include it (made
+        before, the end record of a busy process undercounted `written` by its last batch). The calling thread
+        takes no lock: a SIGTERM handler may run on a thread interrupted inside put(), holding it."""
         if self._closed:
             return
         self._stop.set()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout_s / 2)
-        final = threading.Thread(target=self.flush, name="obsdash-final-flush", daemon=True)
-        final.start()
-        final.join(timeout_s / 2)
+
+        def final() -> None:
+            self.flush()
+            if last_record is not None:
+                try:
+                    self.put("runs", last_record())
+                except BaseException as exc:
+                    internal_error("spool.last_record", exc)
+                self.flush()
+
+        worker = threading.Thread(target=final, name="obsdash-final-flush", daemon=True)
+        worker.start()
+        worker.join(timeout_s / 2)
         self._closed = True
 
     def after_fork_in_child(self) -> None:
