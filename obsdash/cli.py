@@ -73,6 +73,10 @@ def build_parser() -> argparse.ArgumentParser:
     query.add_argument("--format", choices=("table", "json", "csv"), default="table")
     query.add_argument("--max-rows", type=int, default=10_000, metavar="N", help="cap on rows returned")
 
+    commands.add_parser(
+        "mcp", parents=[common], help="serve the telemetry to an AI assistant (MCP over stdio, read-only)"
+    )
+
     commands.add_parser("ingest", parents=[common], help="bring the store up to date with the spool and exit")
 
     doctor = commands.add_parser(
@@ -133,6 +137,18 @@ def _run_query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_mcp(args: argparse.Namespace) -> int:
+    try:
+        from obsdash.mcp.server import serve
+    except ModuleNotFoundError as exc:  # the SDK is an optional extra
+        if (exc.name or "").partition(".")[0] != "mcp":
+            raise
+        raise ObsdashError(
+            "`obsdash mcp` needs the MCP SDK, mcp>=2.0", hint="pip install 'obsdash[mcp]'"
+        ) from None
+    return serve(resolve(args.data_dir))
+
+
 def _run_ingest(args: argparse.Namespace) -> int:
     from obsdash.hub.client import open_store
 
@@ -180,6 +196,7 @@ def _run_report(args: argparse.Namespace) -> int:
 HANDLERS = {
     "wrap": _run_wrap,
     "query": _run_query,
+    "mcp": _run_mcp,
     "ingest": _run_ingest,
     "doctor": _run_doctor,
     "tui": _run_tui,
