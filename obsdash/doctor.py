@@ -274,7 +274,7 @@ def _header(d: Diagnosis) -> list[Text]:
     if disk.not_private:
         shown = ", ".join(
             f"{name} {mode:o} (want {want:o})"
-            for name, mode, want in disk.not_private[:MAX_MODE_PROBLEMS_SHOWN]
+            for name, mode, want in sorted(disk.not_private, key=_shallow_first)[:MAX_MODE_PROBLEMS_SHOWN]
         )
         more = len(disk.not_private) - MAX_MODE_PROBLEMS_SHOWN
         lines.append(_row("file modes", (shown + (f" and {more} more" if more > 0 else ""), "red")))
@@ -288,6 +288,12 @@ def _header(d: Diagnosis) -> list[Text]:
     if where:
         lines.append(_row("", (f"latest with bad lines: {where}", "dim")))
     return lines
+
+
+def _shallow_first(problem: tuple[str, int, int]) -> tuple[int, str]:
+    """The data dir, the store and the spool before the thousands of segments under them."""
+    name = problem[0].rstrip("/")
+    return (0 if name == "." else name.count("/") + 1, name)
 
 
 def _run_lines(report: RunReport) -> list[Text]:
