@@ -6,7 +6,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 CODE := obsdash instrumenters tests sample_app bench
 
-.PHONY: demo test check lint types wall pytest install-sample install-dev clean
+.PHONY: demo test check lint types wall pytest install-sample install-dev clean bench
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ wall:
 
 pytest:
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Every benchmark (P1–P7) against its peer, one table: BENCH_ARGS=--quick for small sizes, --full for 10M stores,
+# --out docs/benchmarks-latest.md to keep it.
+bench: install-dev
+	$(BIN)/python -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .obsdash .pytest_cache .mypy_cache .ruff_cache
