@@ -51,7 +51,8 @@ def runs(reader: Reader, limit: int = 10) -> str:
 def _change(a: float, b: float) -> str:
     if a == b:
         return "="
-    return f"{b - a:+.6g}" + (f" ({(b - a) / a * 100:+.0f}%)" if a else "")
+    delta = f"{b - a:+d}" if isinstance(a, int) and isinstance(b, int) else f"{b - a:+.3g}"
+    return delta + (f" ({(b - a) / a * 100:+.0f}%)" if a else "")
 
 
 def _totals(a: Run, b: Run) -> list[str]:
@@ -71,7 +72,7 @@ def _totals(a: Run, b: Run) -> list[str]:
         ["llm calls", fa.llm_calls, fb.llm_calls, _change(fa.llm_calls, fb.llm_calls)],
         ["input tokens", fa.input_tokens, fb.input_tokens, _change(fa.input_tokens, fb.input_tokens)],
         ["output tokens", fa.output_tokens, fb.output_tokens, _change(fa.output_tokens, fb.output_tokens)],
-        ["llm cost", usd(fa.cost_usd), usd(fb.cost_usd), _change(fa.cost_usd, fb.cost_usd)],
+        ["llm cost", _cost(fa), _cost(fb), _change(fa.cost_usd, fb.cost_usd)],
         ["unpriced calls", fa.unpriced, fb.unpriced, _change(fa.unpriced, fb.unpriced)],
     ]
     return table(["", "A", "B", "change B-A"], rows)
