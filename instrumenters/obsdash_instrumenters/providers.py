@@ -30,7 +30,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from obsdash_instrumenters.context import RecordContext
 from obsdash_instrumenters.encode import encode_log, encode_metrics, encode_span
-from obsdash_instrumenters.safety import internal_error
+from obsdash_instrumenters.safety import fault, internal_error
 from obsdash_instrumenters.spool import SpoolWriter
 
 METRIC_INTERVAL_MS = 5000
@@ -45,8 +45,11 @@ class SpoolSpanProcessor(SpanProcessor):
 
     def on_end(self, span: ReadableSpan) -> None:
         try:
+            fault("exporter")  # R2: tests/reliability/test_faults.py
             self._writer.put("spans", encode_span(span, self._ctx))
         except BaseException as exc:
+            dropped = self._writer.dropped  # the span is lost: count it
+            dropped["export_error"] = dropped.get("export_error", 0) + 1
             internal_error("span.encode", exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:

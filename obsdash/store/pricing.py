@@ -25,6 +25,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
+from obsdash_instrumenters.safety import fault
+
 log = logging.getLogger(__name__)
 
 MTOK = Decimal(1_000_000)
@@ -148,6 +150,7 @@ class Pricer:
     def update(self, spans_added: bool) -> None:
         """Price what is new: everything on the first call, else the pairs of spans added since the last one."""
         try:
+            fault("pricing")  # R2: tests/reliability/test_faults.py
             if self._rows_seen is None:
                 self._reprice_all()
             elif spans_added:
@@ -155,8 +158,11 @@ class Pricer:
         except Exception as exc:
             if self._rows_seen is None:
                 self._rows_seen = 0  # try everything again when spans arrive, not on every sync
-            if str(exc) != self._last_error:  # once per kind of failure, not once a second
-                log.warning("obsdash: pricing LLM calls failed; they stay unpriced", exc_info=True)
+            if str(exc) != self._last_error:  # once per kind of failure, not once a second; one line
+                log.warning(
+                    "obsdash: pricing LLM calls failed (%s: %s); they stay unpriced", type(exc).__name__, exc
+                )
+                log.debug("pricing failure", exc_info=True)
             self._last_error = str(exc)
 
     def _span_count(self) -> int:

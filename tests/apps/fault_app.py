@@ -1,8 +1,8 @@
 """A small app that makes spans of every common kind and prints only deterministic output (for R2 fault tests).
 
-`python fault_app.py ROUNDS [--pause S] [--at ROUND ACTION PATH]...`
+`python fault_app.py ROUNDS [--pause S] [--payload N] [--at ROUND ACTION PATH]...`
 
-Each round: one `round` span (attribute `seq`) around a sqlite3 query, a `requests` GET to a local HTTP server
+Each round: one `round` span (attribute `seq`, and `payload`: N bytes when asked) around a sqlite3 query, a `requests` GET to a local HTTP server
 and a log line; the round's result goes to stdout, the log line to stderr. `--at` does something to PATH before
 that round, as a stand-in for a fault from outside that happens while the app runs:
 
@@ -62,6 +62,7 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("rounds", type=int)
     parser.add_argument("--pause", type=float, default=0.0)
+    parser.add_argument("--payload", type=int, default=0)
     parser.add_argument("--at", nargs=3, action="append", default=[], metavar=("ROUND", "ACTION", "PATH"))
     args = parser.parse_args()
     actions = {int(r): (a, p) for r, a, p in args.at}
@@ -79,7 +80,7 @@ def main() -> int:
     for seq in range(args.rounds):
         if seq in actions:
             act(*actions[seq])
-        with tracer.start_as_current_span("round", attributes={"seq": seq}):
+        with tracer.start_as_current_span("round", attributes={"seq": seq, "payload": "x" * args.payload}):
             db.execute("INSERT INTO t VALUES (?)", (seq,))
             total = db.execute("SELECT sum(n) FROM t").fetchone()[0]
             reply = session.get(f"{url}/r{seq}", timeout=10)

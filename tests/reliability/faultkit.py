@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import json
-import os
 import shlex
 import subprocess
 import sys
@@ -39,11 +38,14 @@ def execute(cmd: list[str], env: dict[str, str], stdin: bytes | None = None, tim
     return Outcome(result.returncode, result.stdout, result.stderr)
 
 
-def env_for(strict: bool = True, **extra: str) -> dict[str, str]:
-    """A child environment, strict or not (strict mode prints a marker for every error obsdash swallows)."""
-    env = child_env(**extra)
+def env_for(*, strict: bool = True, fast: bool = False, faults: str | None = None) -> dict[str, str]:
+    """A child environment: strict mode (a marker for every error obsdash swallows) unless told otherwise,
+    optionally 50 ms batches (FAST) and faults injected (OBSDASH_FAULTS)."""
+    env = child_env(**(FAST if fast else {}))
     if not strict:
         env.pop("OBSDASH_STRICT", None)
+    if faults:
+        env["OBSDASH_FAULTS"] = faults
     return env
 
 
@@ -130,18 +132,16 @@ def namespace_prefix() -> list[str] | None:
     return None
 
 
-def in_namespace(setup: str, command: list[str], env: dict[str, str], timeout: float = 60) -> Outcome:
-    """Run `command` after the shell `setup` (mounts) inside a private mount namespace; the mounts vanish with
-    it. The namespace must be available (check namespace_prefix() first)."""
+def in_namespace(
+    setup: str, command: list[str], env: dict[str, str], after: str = "", timeout: float = 60
+) -> Outcome:
+    """Run `command` between the shell snippets `setup` (mounts) and `after` (e.g. copy results out) inside a
+    private mount namespace; the mounts vanish with it. The outcome is the command's (its status, its output).
+    The namespace must be available: check namespace_prefix() first."""
     prefix = namespace_prefix()
     assert prefix is not None
-    script = f"set -e\n{setup}\nexec {shlex.join(command)}"
+    script = f"set -e\n{setup}\nset +e\n{shlex.join(command)}\nstatus=$?\n{after}\nexit $status"
     return execute([*prefix, "sh", "-c", script], env, timeout=timeout)
-
-
-def python() -> str:
-    """The interpreter of the tests (the venv's)."""
-    return sys.executable
 
 
 def spool_files(data_dir: Path, pattern: str) -> list[Path]:
@@ -150,6 +150,26 @@ def spool_files(data_dir: Path, pattern: str) -> list[Path]:
     return sorted([*spool.glob(pattern), *(spool / "ingested").glob(pattern)]) if spool.is_dir() else []
 
 
-def env_path(name: str) -> str:
-    """An environment variable that must be set (for type checkers)."""
-    return os.environ[name]
+HOST = (
+    "import sys, time\n"
+    "from obsdash.datadir import resolve\n"
+    "from obsdash.hub.client import open_store\n"
+    "store = open_store(resolve(sys.argv[1]))\n"
+    "print('hosting' if store.is_host else 'client', flush=True)\n"
+    "time.sleep(float(sys.argv[2]) if len(sys.argv) > 2 else 120)\n"
+)
+"""A process that hosts the hub of a data dir (watching the spool, ingesting) until killed."""
+
+
+def start_host(data_dir: Path, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    """Start a hub host and wait until it hosts."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOST, str(data_dir)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env or child_env(),
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "hosting\n"
+    return proc

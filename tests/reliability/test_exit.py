@@ -13,6 +13,7 @@ measured by bench/exit_bound.py.
 from __future__ import annotations
 
 import json
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,10 +24,10 @@ import pytest
 
 from tests.conftest import STRICT_MARKER, child_env, query, scalar, wrapped
 from tests.reliability.faultkit import (
-    FAST,
     Outcome,
     assert_same,
     bare_and_wrapped,
+    env_for,
     run_records,
 )
 
@@ -65,13 +66,12 @@ def test_exit_status_and_output_as_bare(data_dir: Path, case: str) -> None:
         assert [e["exit_code"] for e in ends] == [status], ends  # the store says how the process ended
 
 
-def _start(cmd: list[str], env: dict[str, str] | None = None, **kwargs: object) -> subprocess.Popen[bytes]:
+def _start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         env=env or child_env(),
-        **kwargs,  # type: ignore[call-overload]
     )
     assert proc.stdout is not None
     line = proc.stdout.readline()
@@ -90,18 +90,18 @@ def _wait_until_asleep(pid: int) -> None:
         time.sleep(0.01)
 
 
-def _signalled(cmd: list[str], signum: int, env: dict[str, str] | None = None, **kwargs: object) -> Outcome:
+def _signalled(cmd: list[str], signum: int, env: dict[str, str] | None = None) -> Outcome:
     """Start `cmd`, wait for its `ready` line, send `signum`, and collect how it ended (within the hang guard)."""
-    proc = _start(cmd, env, **kwargs)
+    proc = _start(cmd, env)
     _wait_until_asleep(proc.pid)
     proc.send_signal(signum)
     stdout, stderr = proc.communicate(timeout=HANG_GUARD_S)
     return Outcome(proc.returncode, b"ready\n" + stdout, stderr)
 
 
-def _both_signalled(data_dir: Path, program: str, signum: int, **kwargs: object) -> tuple[Outcome, Outcome]:
+def _both_signalled(data_dir: Path, program: str, signum: int) -> tuple[Outcome, Outcome]:
     command = [sys.executable, "-c", program]
-    return _signalled(command, signum, **kwargs), _signalled(wrapped(data_dir, *command), signum, **kwargs)
+    return _signalled(command, signum), _signalled(wrapped(data_dir, *command), signum)
 
 
 SLEEPER = "import time\nprint('ready', flush=True)\ntime.sleep(30)\n"
@@ -150,16 +150,17 @@ def test_apps_own_sigterm_handler_runs_and_ends_as_bare(data_dir: Path, how: str
         assert scalar(data_dir, "SELECT count(*) FROM spans WHERE name = 'before-sigterm'") == 1
 
 
-def _ignore_sigterm() -> None:
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
-
-
 def test_sigterm_ignored_by_the_parent_stays_ignored(data_dir: Path) -> None:
-    """A handler in place before obsdash starts (here SIG_IGN, inherited) is left alone and still applies."""
+    """A disposition in place before obsdash starts (here SIGTERM ignored, inherited from the shell's `trap ''`)
+    is left alone and still applies."""
     program = "import time\nprint('ready', flush=True)\ntime.sleep(0.5)\nprint('survived')\n"
-    bare, wrapped_run = _both_signalled(data_dir, program, signal.SIGTERM, preexec_fn=_ignore_sigterm)
-    assert (bare.status, bare.stdout) == (0, b"ready\nsurvived\n")
-    assert_same(bare, wrapped_run)
+    command = [sys.executable, "-c", program]
+    outcomes = [
+        _signalled(["sh", "-c", f"trap '' TERM; exec {shlex.join(cmd)}"], signal.SIGTERM)
+        for cmd in (command, wrapped(data_dir, *command))
+    ]
+    assert (outcomes[0].status, outcomes[0].stdout) == (0, b"ready\nsurvived\n")
+    assert_same(*outcomes)
 
 
 def test_binary_stdin_round_trip(data_dir: Path) -> None:
@@ -305,7 +306,7 @@ def test_spans_made_until_sigterm_are_stored_and_counted(data_dir: Path) -> None
         wrapped(data_dir, sys.executable, "-c", program),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-        env=child_env(**FAST),
+        env=env_for(fast=True),
     )
     assert proc.stderr is not None and proc.stderr.readline() == b"ready\n"
     time.sleep(0.3)  # mid-stream, with segments written and more queued
