@@ -17,39 +17,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from obsdash.store.segments import Segment, list_segments, salvage
+from obsdash.store.segments import COLUMNS, Segment, list_segments, salvage
 
 log = logging.getLogger(__name__)
 
 MAX_FILES_PER_BATCH = 100
 """Segments per transaction: 100 x ~500 records keeps a batch's temporary table well inside the hub's memory cap."""
 
-_COMMON = "service_name: 'VARCHAR', run_id: 'VARCHAR', pid: 'BIGINT', resource: 'JSON'"
+# read_json's explicit schema per kind, built from segments.COLUMNS (add a new field there): the salvage path
+# checks damaged segments' lines against the same table, so it passes exactly what this load accepts
 READ_COLUMNS = {
-    "spans": (
-        "{trace_id: 'VARCHAR', span_id: 'VARCHAR', parent_span_id: 'VARCHAR', parent_remote: 'BOOLEAN', "
-        "name: 'VARCHAR', kind: 'VARCHAR', start_ns: 'BIGINT', end_ns: 'BIGINT', status_code: 'VARCHAR', "
-        "status_message: 'VARCHAR', attributes: 'JSON', "
-        "events: 'STRUCT(name VARCHAR, time_ns BIGINT, attributes JSON)[]', scope: 'VARCHAR', "
-        + _COMMON
-        + "}"
-    ),
-    "logs": (
-        "{time_ns: 'BIGINT', severity_text: 'VARCHAR', severity_number: 'INTEGER', body: 'VARCHAR', "
-        "trace_id: 'VARCHAR', span_id: 'VARCHAR', attributes: 'JSON', scope: 'VARCHAR', " + _COMMON + "}"
-    ),
-    "metrics": (
-        "{time_ns: 'BIGINT', start_ns: 'BIGINT', name: 'VARCHAR', unit: 'VARCHAR', kind: 'VARCHAR', "
-        "value: 'DOUBLE', count: 'BIGINT', sum: 'DOUBLE', min: 'DOUBLE', max: 'DOUBLE', bucket_counts: 'JSON', "
-        "explicit_bounds: 'JSON', attributes: 'JSON', " + _COMMON + "}"
-    ),
-    "runs": (
-        "{event: 'VARCHAR', time_ns: 'BIGINT', run_id: 'VARCHAR', pid: 'BIGINT', service_name: 'VARCHAR', "
-        "host: 'VARCHAR', root: 'BOOLEAN', parent_pid: 'BIGINT', command: 'VARCHAR', exit_code: 'INTEGER', "
-        "argv: 'JSON', startup_ms: 'DOUBLE', duration_ms: 'DOUBLE', instrumentation: 'JSON', "
-        "instrumentation_ms: 'JSON', dropped: 'JSON', written: 'JSON', internal_errors: 'JSON', "
-        "redactions: 'JSON'}"
-    ),
+    kind: "{" + ", ".join(f"{name}: '{type_}'" for name, type_ in columns.items()) + "}"
+    for kind, columns in COLUMNS.items()
 }
 # Rows the fast path loaded but that lack what a record of the kind needs: counted as bad lines.
 INVALID_ROW = {
@@ -225,6 +204,9 @@ class Ingester:
         try:
             good, bad = salvage(segment)
         except FileNotFoundError:
+            return
+        except OSError as exc:  # unreadable: leave it in the spool for a later pass, ingest the rest now
+            log.warning("cannot read %s: %s", segment.path, exc)
             return
         counts: dict[str, tuple[int, int]] = {segment.name: (0, bad)}
         if good:

@@ -2,6 +2,8 @@
 
 The fast path hands whole segments to DuckDB's `read_json`. Only when that fails (a truncated or corrupt line,
 a wrong type) does a segment come here to be read line by line, so that only its bad lines are lost — and counted.
+A line passes here only when every field has a type (and range) DuckDB will load: the salvaged lines are loaded
+in one transaction, so one line let through that DuckDB then refuses would cost the whole segment.
 """
 
 from __future__ import annotations
@@ -15,25 +17,117 @@ import orjson
 
 KINDS = ("spans", "logs", "metrics", "runs")
 
-# Fields a record must have, with their JSON types, for the record to be stored.
-REQUIRED: dict[str, dict[str, tuple[type, ...]]] = {
-    "spans": {"trace_id": (str,), "span_id": (str,), "name": (str,), "start_ns": (int,), "end_ns": (int,)},
-    "logs": {"time_ns": (int,)},
-    "metrics": {"time_ns": (int,), "name": (str,)},
-    "runs": {"event": (str,), "time_ns": (int,), "run_id": (str,)},
+EVENTS = "STRUCT(name VARCHAR, time_ns BIGINT, attributes JSON)[]"
+_COMMON = {"service_name": "VARCHAR", "run_id": "VARCHAR", "pid": "INTEGER", "resource": "JSON"}
+# The fields of each kind with the DuckDB type `read_json` reads them as (ingest.py builds its schema from this).
+# pid and parent_pid are INTEGER because the tables store them so: read as BIGINT, a pid over 2^31 failed the
+# INSERT after read_json had accepted it.
+COLUMNS: dict[str, dict[str, str]] = {
+    "spans": {
+        "trace_id": "VARCHAR",
+        "span_id": "VARCHAR",
+        "parent_span_id": "VARCHAR",
+        "parent_remote": "BOOLEAN",
+        "name": "VARCHAR",
+        "kind": "VARCHAR",
+        "start_ns": "BIGINT",
+        "end_ns": "BIGINT",
+        "status_code": "VARCHAR",
+        "status_message": "VARCHAR",
+        "attributes": "JSON",
+        "events": EVENTS,
+        "scope": "VARCHAR",
+        **_COMMON,
+    },
+    "logs": {
+        "time_ns": "BIGINT",
+        "severity_text": "VARCHAR",
+        "severity_number": "INTEGER",
+        "body": "VARCHAR",
+        "trace_id": "VARCHAR",
+        "span_id": "VARCHAR",
+        "attributes": "JSON",
+        "scope": "VARCHAR",
+        **_COMMON,
+    },
+    "metrics": {
+        "time_ns": "BIGINT",
+        "start_ns": "BIGINT",
+        "name": "VARCHAR",
+        "unit": "VARCHAR",
+        "kind": "VARCHAR",
+        "value": "DOUBLE",
+        "count": "BIGINT",
+        "sum": "DOUBLE",
+        "min": "DOUBLE",
+        "max": "DOUBLE",
+        "bucket_counts": "JSON",
+        "explicit_bounds": "JSON",
+        "attributes": "JSON",
+        **_COMMON,
+    },
+    "runs": {
+        "event": "VARCHAR",
+        "time_ns": "BIGINT",
+        "run_id": "VARCHAR",
+        "pid": "INTEGER",
+        "service_name": "VARCHAR",
+        "host": "VARCHAR",
+        "root": "BOOLEAN",
+        "parent_pid": "INTEGER",
+        "command": "VARCHAR",
+        "exit_code": "INTEGER",
+        "argv": "JSON",
+        "startup_ms": "DOUBLE",
+        "duration_ms": "DOUBLE",
+        "instrumentation": "JSON",
+        "instrumentation_ms": "JSON",
+        "dropped": "JSON",
+        "written": "JSON",
+        "internal_errors": "JSON",
+        "redactions": "JSON",
+    },
 }
-# Optional fields with a fixed JSON type: a record with another type there is bad.
-TYPED: dict[str, tuple[type, ...]] = {
-    "attributes": (dict,),
-    "resource": (dict,),
-    "events": (list,),
-    "pid": (int,),
-    "severity_number": (int,),
-    "parent_span_id": (str,),
-    "service_name": (str,),
-    "run_id": (str,),
-    "body": (str,),
+# Fields a record must have (not null) to be stored.
+REQUIRED: dict[str, tuple[str, ...]] = {
+    "spans": ("trace_id", "span_id", "name", "start_ns", "end_ns"),
+    "logs": ("time_ns",),
+    "metrics": ("time_ns", "name"),
+    "runs": ("event", "time_ns", "run_id"),
 }
+# JSON fields that must hold an object: the dashboard reads attributes and resources as maps.
+OBJECTS = ("attributes", "resource")
+_INT_BITS = {"BIGINT": 63, "INTEGER": 31}
+_INT64 = 1 << 63
+
+
+def _fits(column_type: str, value: Any) -> bool:
+    """True when DuckDB can load `value` (parsed JSON) into a column of `column_type`; None always fits."""
+    if value is None or column_type == "JSON":
+        return True
+    if isinstance(value, bool):  # bool is an int in Python, not in DuckDB
+        return column_type == "BOOLEAN"
+    if column_type == "VARCHAR":
+        return isinstance(value, str)
+    if column_type in _INT_BITS:
+        limit = 1 << _INT_BITS[column_type]
+        return isinstance(value, int) and -limit <= value < limit
+    if column_type == "DOUBLE":
+        return isinstance(value, float | int)
+    if column_type == EVENTS:
+        return isinstance(value, list) and all(_is_event(event) for event in value)
+    return False  # BOOLEAN given a non-bool
+
+
+def _is_event(event: Any) -> bool:
+    if event is None:
+        return True
+    return (
+        isinstance(event, dict)
+        and _fits("VARCHAR", event.get("name"))
+        and _fits("BIGINT", event.get("time_ns"))
+        and isinstance(event.get("attributes", {}), dict | None)
+    )
 
 
 @dataclass(frozen=True)
@@ -67,21 +161,31 @@ def list_segments(spool: Path) -> list[Segment]:
 
 
 def is_valid_record(kind: str, record: Any) -> bool:
-    """True when a parsed line has the fields and types its kind needs."""
+    """True when a parsed line has the fields its kind needs, each of a type and range DuckDB loads."""
     if not isinstance(record, dict):
         return False
-    for field, types in REQUIRED[kind].items():
-        value = record.get(field)
-        if not isinstance(value, types) or isinstance(value, bool):
-            return False
-    for field, types in TYPED.items():
-        value = record.get(field)
-        if value is not None and (not isinstance(value, types) or isinstance(value, bool)):
-            return False
-    events = record.get("events")
-    return not events or all(
-        isinstance(e, dict) and isinstance(e.get("attributes", {}), dict) for e in events
-    )
+    if any(record.get(field) is None for field in REQUIRED[kind]):
+        return False
+    columns = COLUMNS[kind]
+    if not all(_fits(column_type, record.get(field)) for field, column_type in columns.items()):
+        return False
+    if any(not isinstance(record.get(field, {}), dict | None) for field in OBJECTS):
+        return False
+    if kind == "spans":
+        # the duration is end_ns - start_ns in BIGINT: an overflow there failed the whole batch
+        return bool(-_INT64 <= record["end_ns"] - record["start_ns"] < _INT64)
+    return True
+
+
+def _stored_fields(kind: str, record: dict[str, Any]) -> dict[str, Any]:
+    """The record cut to the fields ingest reads: anything else (odd keys, deep values in them) is dropped."""
+    kept = {field: record[field] for field in COLUMNS[kind] if field in record}
+    if kept.get("events"):
+        kept["events"] = [
+            None if event is None else {k: event[k] for k in ("name", "time_ns", "attributes") if k in event}
+            for event in kept["events"]
+        ]
+    return kept
 
 
 def salvage(segment: Segment) -> tuple[list[bytes], int]:
@@ -98,8 +202,13 @@ def salvage(segment: Segment) -> tuple[list[bytes], int]:
             except orjson.JSONDecodeError:
                 bad += 1
                 continue
-            if is_valid_record(segment.kind, record):
-                good.append(orjson.dumps(record))
-            else:
+            if not is_valid_record(segment.kind, record):
+                bad += 1
+                continue
+            try:
+                good.append(orjson.dumps(_stored_fields(segment.kind, record)))
+            except orjson.JSONEncodeError:
+                # orjson reads 1024 levels of nesting but writes only 254: a deeper value is a bad line here
+                # (the fast path, reading the file as it is, stores it)
                 bad += 1
     return good, bad
