@@ -107,11 +107,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _report_arguments(report)
     _budget_option(report)
+
+    diff = commands.add_parser("diff", parents=[common], help="compare two runs route by route, regressions marked")
+    _diff_arguments(diff)
     return parser
 
 
 def _report_arguments(command: argparse.ArgumentParser) -> None:
     from obsdash.report.command import add_arguments
+
+    add_arguments(command)
+
+
+def _diff_arguments(command: argparse.ArgumentParser) -> None:
+    from obsdash.diff import add_arguments
 
     add_arguments(command)
 
@@ -193,6 +202,12 @@ def _run_report(args: argparse.Namespace) -> int:
     return run_report(args)
 
 
+def _run_diff(args: argparse.Namespace) -> int:
+    from obsdash.diff import run_diff
+
+    return run_diff(args)
+
+
 HANDLERS = {
     "wrap": _run_wrap,
     "query": _run_query,
@@ -202,6 +217,7 @@ HANDLERS = {
     "tui": _run_tui,
     "tail": _run_tail,
     "report": _run_report,
+    "diff": _run_diff,
 }
 
 
