@@ -108,7 +108,9 @@ def build_parser() -> argparse.ArgumentParser:
     _report_arguments(report)
     _budget_option(report)
 
-    diff = commands.add_parser("diff", parents=[common], help="compare two runs route by route, regressions marked")
+    diff = commands.add_parser(
+        "diff", parents=[common], help="compare two runs route by route, regressions marked"
+    )
     _diff_arguments(diff)
     return parser
 
