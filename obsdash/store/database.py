@@ -38,10 +38,10 @@ MEMORY_LIMIT = "320MB"
 def open_database(data_dir: DataDir) -> Any:
     """The hub's read-write connection, with the schema created or upgraded."""
     try:
-        conn = _connect(data_dir)
+        conn = _connect_with_schema(data_dir)
     except duckdb.Error as exc:
         text = str(exc).lower()
-        if "lock" in text:
+        if "could not set lock" in text:  # not just "lock": a corrupt file's message says "in block at ..."
             raise StoreError(
                 f"{data_dir.database} is held by another program (not an obsdash hub)",
                 hint="close it (a duckdb shell?) and try again",
@@ -52,15 +52,23 @@ def open_database(data_dir: DataDir) -> Any:
             ) from None
         if any(sign in text for sign in _CORRUPT_SIGNS):
             _move_aside_for_rebuild(data_dir, exc)
-            conn = _connect(data_dir)
+            conn = _connect_with_schema(data_dir)
         else:
             raise StoreError(f"cannot open {data_dir.database}: {str(exc).splitlines()[0]}") from None
+    _make_private(data_dir.database)
+    return conn
+
+
+def _connect_with_schema(data_dir: DataDir) -> Any:
+    """Connect and create the schema. Both count as opening: a file whose header is intact but whose catalog or
+    meta blocks are damaged connects fine and fails only on the first read ("Corrupt database file: computed
+    checksum ... does not match"), which must also lead to the rebuild, not a traceback (tests/reliability)."""
+    conn = _connect(data_dir)
     try:
         schema.create(conn)
     except BaseException:
         conn.close()
         raise
-    _make_private(data_dir.database)
     return conn
 
 
@@ -99,6 +107,10 @@ def _move_aside_for_rebuild(data_dir: DataDir, exc: BaseException) -> None:
     """Keep the damaged file for inspection and queue every archived segment for ingest again."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = data_dir.database.with_name(f"{data_dir.database.name}.corrupt-{stamp}")
+    for n in range(1, 1000):  # a second damaged file in the same second must not replace the first
+        if not aside.exists():
+            break
+        aside = data_dir.database.with_name(f"{data_dir.database.name}.corrupt-{stamp}-{n}")
     os.replace(data_dir.database, aside)
     wal = data_dir.database.with_name(data_dir.database.name + ".wal")
     if wal.exists():

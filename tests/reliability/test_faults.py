@@ -68,9 +68,10 @@ def end_record(data_dir: Path) -> dict[str, Any]:
     return end
 
 
-def reference_spans(tmp_path: Path) -> int:
+@pytest.fixture(scope="module")
+def clean_spans(tmp_path_factory: pytest.TempPathFactory) -> int:
     """How many spans the fault app makes when nothing goes wrong (the `written` count of a clean run)."""
-    clean = tmp_path / "clean-run"
+    clean = tmp_path_factory.mktemp("clean-run")
     result = execute(wrapped(clean, *app()), env_for(fast=True))
     assert result.status == 0, result.err
     count: int = end_record(clean)["written"]["spans"]
@@ -151,10 +152,10 @@ def test_disk_full(data_dir: Path, tmp_path: Path) -> None:
 
 # -- in-app code raising (OBSDASH_FAULTS) --------------------------------------------------------------------
 @pytest.mark.parametrize("strict", [True, False])
-def test_exporter_raising(data_dir: Path, tmp_path: Path, strict: bool) -> None:
+def test_exporter_raising(data_dir: Path, clean_spans: int, strict: bool) -> None:
     """Every span export raises: the app is untouched, every span is counted as dropped (export_error) and as an
     internal error — as many as a clean run writes."""
-    expected = reference_spans(tmp_path)
+    expected = clean_spans
     env = env_for(strict=strict, fast=True, faults="exporter")
     bare = execute(app(), env)
     wrapped_run = execute(wrapped(data_dir, *app()), env)
@@ -168,10 +169,10 @@ def test_exporter_raising(data_dir: Path, tmp_path: Path, strict: bool) -> None:
     assert "spans" not in end["written"] and end["written"]["logs"] == ROUNDS
 
 
-def test_span_segment_write_raising(data_dir: Path, tmp_path: Path) -> None:
+def test_span_segment_write_raising(data_dir: Path, clean_spans: int) -> None:
     """Every span segment write raises (not an OSError): the spans are dropped and counted as write_error; the
     logs and run records are still written."""
-    expected = reference_spans(tmp_path)
+    expected = clean_spans
     env = env_for(fast=True, faults="spool_write.spans")
     bare = execute(app(), env)
     wrapped_run = execute(wrapped(data_dir, *app()), env)
@@ -297,12 +298,12 @@ def test_pricing_raising_in_a_long_running_hub(data_dir: Path) -> None:
 
 
 # -- the scrubber (in-app) -------------------------------------------------------------------------------------
-def test_scrubber_raising(data_dir: Path, tmp_path: Path) -> None:
+def test_scrubber_raising(data_dir: Path, clean_spans: int) -> None:
     """The scrubber raising: the app is untouched and nothing unscrubbed is written — the records are dropped and
     counted instead."""
     if importlib.util.find_spec("obsdash_instrumenters.scrub") is None:
         pytest.skip("obsdash_instrumenters/scrub.py is not in this tree yet")
-    expected = reference_spans(tmp_path)
+    expected = clean_spans
     env = env_for(strict=False, fast=True, faults="scrubber")
     bare = execute(app(), env)
     wrapped_run = execute(wrapped(data_dir, *app()), env)
