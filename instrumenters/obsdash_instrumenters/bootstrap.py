@@ -99,7 +99,7 @@ def start() -> None:
     except OSError:
         pass  # the writer counts what it cannot write; the app runs on regardless
     writer = SpoolWriter(config.spool_dir, config.batch_delay_s, config.max_queued_records)
-    ctx = RecordContext(config.service_name, config.run_id)
+    ctx = RecordContext(config.service_name, config.run_id, writer)
     providers = _LazyProviders(writer, ctx)
     lifecycle = Lifecycle(config, writer, ctx, providers.shutdown)
 

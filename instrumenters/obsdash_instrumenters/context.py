@@ -1,6 +1,7 @@
 """What every record of this process carries: service, run, pid and the resource.
 
-Imported at start-up, so it uses only `os` and `sys`; orjson loads with the first encoded record.
+Imported at start-up, so it uses only `os` and `sys`; orjson loads with the first encoded record. The SDK's
+resource attributes (OTEL_RESOURCE_ATTRIBUTES, detectors such as process.command_args) are scrubbed when adopted.
 """
 
 from __future__ import annotations
@@ -13,13 +14,16 @@ if TYPE_CHECKING:
     from collections.abc import Mapping
     from typing import Any
 
+    from obsdash_instrumenters.spool import SpoolWriter
+
 
 class RecordContext:
     """What every record of this process carries: service, run, pid and the resource."""
 
-    def __init__(self, service_name: str, run_id: str) -> None:
+    def __init__(self, service_name: str, run_id: str, writer: SpoolWriter | None = None) -> None:
         self.service_name = service_name
         self.run_id = run_id
+        self.writer = writer  # where a record dropped before it reached the queue is counted
         self.host = os.uname().nodename  # not socket.gethostname(): `socket` costs ~6 ms to import
         self.extra_resource: dict[str, Any] = {}
         self.refresh_pid()
@@ -29,9 +33,24 @@ class RecordContext:
         self.pid = os.getpid()
         self._resource: Any = None
 
+    def count_dropped(self, reason: str) -> None:
+        """Count a record dropped on its way to the queue (e.g. `scrub_error`) with the writer's other drops."""
+        if self.writer is not None:
+            dropped = self.writer.dropped
+            dropped[reason] = dropped.get(reason, 0) + 1
+
     def set_resource(self, attributes: Mapping[str, Any]) -> None:
-        """Adopt the SDK resource's attributes (OTEL_RESOURCE_ATTRIBUTES and detectors) once it exists."""
-        self.extra_resource = dict(attributes)
+        """Adopt the SDK resource's attributes (OTEL_RESOURCE_ATTRIBUTES and detectors) once it exists, scrubbed."""
+        try:
+            # Not at start-up: scrub needs `re`. The SDK is being built now; the encoder (and `re`) come next.
+            from obsdash_instrumenters import scrub
+
+            self.extra_resource = scrub.resource(dict(attributes))
+        except BaseException as exc:
+            from obsdash_instrumenters.safety import internal_error
+
+            internal_error("scrub", exc)
+            self.extra_resource = {}  # fail closed: only our own fields, which hold no secrets
         self.refresh_pid()
 
     def resource(self) -> dict[str, Any]:

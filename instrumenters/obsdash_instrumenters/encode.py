@@ -3,21 +3,41 @@
 One JSON object per record, with `service_name`, `run_id` and `pid` on every line so the hub can ingest any
 segment on its own. Encoding happens on the thread that ended the span (≈3.5 µs with orjson) so the queue holds
 compact bytes, not live SDK objects.
+
+Every record passes through scrub.py before it is encoded (S1). Fail closed: a record the scrubber fails on is
+dropped and counted (`dropped.scrub_error`, `internal_errors.scrub`), never written unscrubbed; the encode
+functions then raise RecordDropped, which their callers swallow like any other encoding failure.
 """
 
 from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 import orjson
 
+from obsdash_instrumenters import scrub
 from obsdash_instrumenters.context import RecordContext
 from obsdash_instrumenters.location import app_location
+from obsdash_instrumenters.safety import internal_error
 
 EXCEPTION_LOCATION = "obsdash.exception.location"
+
+
+class RecordDropped(Exception):
+    """The scrubber failed on a record: it was dropped and counted, and must not be written."""
+
+
+def _scrubbed(scrubber: Callable[[dict[str, Any]], None], record: dict[str, Any], ctx: RecordContext) -> None:
+    """Run `scrubber` on `record` in place; on any failure count the drop and raise RecordDropped."""
+    try:
+        scrubber(record)
+    except BaseException as exc:
+        ctx.count_dropped("scrub_error")
+        internal_error("scrub", exc)
+        raise RecordDropped from None
 
 
 def _default(value: Any) -> Any:
@@ -77,6 +97,7 @@ def encode_span(span: Any, ctx: RecordContext) -> bytes:
         "events": events,
         "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
     }
+    _scrubbed(scrub.span, record, ctx)
     return dumps(ctx.stamp(record))
 
 
@@ -108,25 +129,29 @@ def encode_plain_log(
     *,
     time_ns: int | None = None,
     scope: str = "obsdash.unhandled",
-) -> bytes:
-    """A log line made without the SDK: `logging` records and unhandled exceptions."""
+) -> bytes | None:
+    """A log line made without the SDK: `logging` records and unhandled exceptions; None when the scrubber failed
+    on it (dropped and counted)."""
     trace_id = span_id = None
     trace_api = sys.modules.get("opentelemetry.trace")
     if trace_api is not None:
         span_context = trace_api.get_current_span().get_span_context()
         if span_context.is_valid:
             trace_id, span_id = span_context.trace_id, span_context.span_id
-    return _log_line(
-        ctx,
-        time_ns=time_ns or time.time_ns(),
-        severity_text=severity_text,
-        severity_number=severity_number,
-        body=body,
-        trace_id=trace_id,
-        span_id=span_id,
-        attributes=attributes,
-        scope=scope,
-    )
+    try:
+        return _log_line(
+            ctx,
+            time_ns=time_ns or time.time_ns(),
+            severity_text=severity_text,
+            severity_number=severity_number,
+            body=body,
+            trace_id=trace_id,
+            span_id=span_id,
+            attributes=attributes,
+            scope=scope,
+        )
+    except RecordDropped:
+        return None  # already counted
 
 
 def _log_line(
@@ -152,6 +177,7 @@ def _log_line(
         "attributes": with_exception_location(attributes),
         "scope": scope,
     }
+    _scrubbed(scrub.log, line, ctx)
     return dumps(ctx.stamp(line))
 
 
@@ -162,7 +188,12 @@ def encode_metrics(metrics_data: Any, ctx: RecordContext) -> Iterable[bytes]:
             for metric in scope_metrics.metrics:
                 kind = type(metric.data).__name__.lower()
                 for point in metric.data.data_points:
-                    yield dumps(ctx.stamp(_metric_point(metric, kind, point)))
+                    record = _metric_point(metric, kind, point)
+                    try:
+                        _scrubbed(scrub.metric_point, record, ctx)
+                    except RecordDropped:
+                        continue  # counted; the other points of the batch still go
+                    yield dumps(ctx.stamp(record))
 
 
 def _metric_point(metric: Any, kind: str, point: Any) -> dict[str, Any]:

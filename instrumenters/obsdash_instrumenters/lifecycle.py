@@ -17,7 +17,7 @@ import sys
 import threading
 import time
 
-from obsdash_instrumenters import instrumentations, safety
+from obsdash_instrumenters import commandline, instrumentations, safety
 
 TYPE_CHECKING = False  # `typing` costs ~10 ms at start-up; mypy still reads the block below
 if TYPE_CHECKING:
@@ -59,13 +59,16 @@ class Lifecycle:
         self._record_start(startup_ms)
 
     def _record_start(self, startup_ms: float, parent_pid: int | None = None) -> None:
-        command = os.environ.get("OBSDASH_COMMAND") or " ".join(sys.argv)
+        # Scrubbed here (S1): the writer thread encodes this dict later, past the scrubber.
+        command, argv = commandline.scrubbed(
+            os.environ.get("OBSDASH_COMMAND") or " ".join(sys.argv), list(sys.argv)
+        )
         record = {
             "event": "start",
             "time_ns": time.time_ns(),
             "host": self.ctx.host,
             "command": command,
-            "argv": list(sys.argv),
+            "argv": argv,
             "root": os.getpid() == self.settings.root_pid,
             "parent_pid": parent_pid or os.getppid(),
             "startup_ms": round(startup_ms, 3),

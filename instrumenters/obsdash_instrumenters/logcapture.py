@@ -79,7 +79,8 @@ class CaptureHandler(logging.Handler):
                 time_ns=int(record.created * 1e9),
                 scope=record.name,
             )
-            self._writer.put("logs", line)
+            if line is not None:  # None: the scrubber failed on it, dropped and counted
+                self._writer.put("logs", line)
         except BaseException as exc:
             internal_error("log.capture", exc)
         last_resort = logging.lastResort

@@ -48,7 +48,9 @@ def install(writer: SpoolWriter, ctx: RecordContext, on_main_crash: Callable[[in
                 body = f"Unhandled {exc_type.__qualname__} in the main thread: {exc}"
                 from obsdash_instrumenters.encode import encode_plain_log
 
-                writer.put("logs", encode_plain_log("FATAL", SEVERITY_FATAL, body, attributes, ctx))
+                line = encode_plain_log("FATAL", SEVERITY_FATAL, body, attributes, ctx)
+                if line is not None:  # None: the scrubber failed on it, dropped and counted
+                    writer.put("logs", line)
         except BaseException as error:
             internal_error("unhandled.main", error)
         previous_hook(exc_type, exc, tb)
@@ -65,7 +67,9 @@ def install(writer: SpoolWriter, ctx: RecordContext, on_main_crash: Callable[[in
                 body = f"Unhandled {args.exc_type.__qualname__} in thread {name}: {args.exc_value}"
                 from obsdash_instrumenters.encode import encode_plain_log
 
-                writer.put("logs", encode_plain_log("ERROR", SEVERITY_ERROR, body, attributes, ctx))
+                line = encode_plain_log("ERROR", SEVERITY_ERROR, body, attributes, ctx)
+                if line is not None:  # None: the scrubber failed on it, dropped and counted
+                    writer.put("logs", line)
         except BaseException as error:
             internal_error("unhandled.thread", error)
         previous_thread_hook(args)
