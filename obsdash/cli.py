@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     tui = commands.add_parser("tui", parents=[common], help="the dashboard (also what `obsdash` alone opens)")
     tui.add_argument("--window", choices=WINDOW_LABELS, default="1h", help="time window shown first")
     _budget_option(tui)
+    _otlp_options(tui)
+
+    serve = commands.add_parser(
+        "serve", parents=[common], help="host the hub headless; with --otlp, an OTLP/HTTP intake too"
+    )
+    _otlp_options(serve)
 
     tail = commands.add_parser("tail", parents=[common], help="print new log lines and errors as they arrive")
     tail.add_argument("--errors", action="store_true", help="errors only, repeats collapsed with a count")
@@ -113,6 +119,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _diff_arguments(diff)
     return parser
+
+
+def _otlp_options(command: argparse.ArgumentParser) -> None:
+    from obsdash.otlp.command import add_otlp_options
+
+    add_otlp_options(command)
 
 
 def _report_arguments(command: argparse.ArgumentParser) -> None:
@@ -183,13 +195,22 @@ def _run_doctor(args: argparse.Namespace) -> int:
 
 
 def _run_tui(args: argparse.Namespace) -> int:
+    from obsdash.otlp.command import OtlpIntake
     from obsdash.tui.app import run_dashboard
 
-    return run_dashboard(
-        resolve(args.data_dir),
-        window=getattr(args, "window", "1h"),
-        budget_per_day=getattr(args, "budget_per_day", None),
-    )
+    data_dir = resolve(args.data_dir)
+    with OtlpIntake(args, data_dir):  # bound before the dashboard opens: a port in use is one line, not a TUI
+        return run_dashboard(
+            data_dir,
+            window=getattr(args, "window", "1h"),
+            budget_per_day=getattr(args, "budget_per_day", None),
+        )
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    from obsdash.otlp.command import run_serve
+
+    return run_serve(args)
 
 
 def _run_tail(args: argparse.Namespace) -> int:
@@ -217,6 +238,7 @@ HANDLERS = {
     "ingest": _run_ingest,
     "doctor": _run_doctor,
     "tui": _run_tui,
+    "serve": _run_serve,
     "tail": _run_tail,
     "report": _run_report,
     "diff": _run_diff,

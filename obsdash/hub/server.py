@@ -216,6 +216,8 @@ class Hub:
         try:
             self.sync()
         except Exception:
+            if self._stop.is_set():  # closed under a last sync: nothing committed, the spool keeps it
+                return
             log.exception("ingest failed")
 
     # -- shutdown ----------------------------------------------------------------------------------

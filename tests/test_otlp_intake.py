@@ -1,0 +1,632 @@
+"""OTLP in: `obsdash serve --otlp` receives OTLP/HTTP and the records land in the store (issue 7, S4).
+
+Senders are the official OpenTelemetry exporters in a small app configured as users configure it (environment
+variables; plain SDK set-up and `opentelemetry-instrument`, with and without gzip), and hand-written OTLP/JSON
+per the specification. The S4 tests send what a hostile or broken client would: bodies over the cap, a 1 GiB
+gzip bomb, malformed protobuf and JSON, a batch with one bad record, and check the listener's address.
+The no-flag case (no listener at all) is tests/security/test_network.py's.
+"""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import http.client
+import json
+import os
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import time
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+    ExportMetricsServiceResponse,
+)
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
+    ExportTraceServiceRequest,
+    ExportTraceServiceResponse,
+)
+
+from tests.conftest import APPS, child_env, free_port, obsdash_cmd, query, run, scalar, wait_for_port
+
+PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
+MIB = 1024 * 1024
+APP = str(APPS / "otlp_app.py")
+SECRET = "sk-proj-otlpSECRETotlpSECRETotlpSECRET0123"  # the app's; must never reach the store
+
+
+@dataclass
+class Served:
+    """A running `obsdash serve --otlp`."""
+
+    proc: subprocess.Popen[str]
+    data_dir: Path
+    port: int
+
+    def stop(self, sig: int = signal.SIGTERM) -> tuple[int, str]:
+        self.proc.send_signal(sig)
+        _, err = self.proc.communicate(timeout=30)
+        return self.proc.returncode, err
+
+
+def start_serve(data_dir: Path, port: int | None = None) -> Served:
+    port = port or free_port()
+    cmd = obsdash_cmd("serve", "--otlp", "--otlp-port", str(port), "--data-dir", str(data_dir))
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=child_env())
+    wait_for_port(port)
+    return Served(proc, data_dir, port)
+
+
+@pytest.fixture(scope="module")
+def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """One intake for the tests that only send to it (each uses its own service names)."""
+    server = start_serve(tmp_path_factory.mktemp("otlp") / "data")
+    yield server
+    server.stop()
+
+
+def post(
+    port: int, path: str, body: bytes, content_type: str = PROTOBUF, **headers: str
+) -> tuple[int, str, bytes]:
+    """One POST on a fresh connection: status, content type, body."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+    try:
+        conn.request("POST", path, body, {"Content-Type": content_type, **headers})
+        response = conn.getresponse()
+        return response.status, response.getheader("Content-Type") or "", response.read()
+    finally:
+        conn.close()
+
+
+def spans_request(service: str, spans: list[dict[str, Any]]) -> dict[str, Any]:
+    """An OTLP/JSON traces request, as the specification's example has it."""
+    return {
+        "resourceSpans": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]},
+                "scopeSpans": [{"scope": {"name": "hand.written", "version": "1"}, "spans": spans}],
+            }
+        ]
+    }
+
+
+def json_span(name: str, trace_id: str, span_id: str, **extra: Any) -> dict[str, Any]:
+    now = time.time_ns()
+    return {
+        "traceId": trace_id,
+        "spanId": span_id,
+        "name": name,
+        "kind": 2,
+        "startTimeUnixNano": str(now - 5_000_000),
+        "endTimeUnixNano": str(now),
+        **extra,
+    }
+
+
+def send_spans(port: int, service: str, names: list[str]) -> None:
+    """A good JSON request with one span per name (random ids)."""
+    spans = [json_span(name, os.urandom(16).hex(), os.urandom(8).hex()) for name in names]
+    status, _, body = post(port, "/v1/traces", json.dumps(spans_request(service, spans)).encode(), JSON)
+    assert (status, body) == (200, b"{}")
+
+
+def run_app(port: int, service: str, *, auto: bool, gzip_on: bool) -> dict[str, Any]:
+    """tests/apps/otlp_app.py as a user runs it, configured by OTEL_* variables only; what it printed."""
+    env = child_env(
+        OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{port}",
+        OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf",
+        OTEL_SERVICE_NAME=service,
+        OTEL_RESOURCE_ATTRIBUTES="deployment.environment=test",
+        OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="otel,process",
+    )
+    env.pop("OBSDASH_STRICT")
+    if gzip_on:
+        env["OTEL_EXPORTER_OTLP_COMPRESSION"] = "gzip"
+    if auto:
+        env.update(
+            OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED="true", OTEL_METRIC_EXPORT_INTERVAL="3600000"
+        )
+        instrument = str(Path(sys.executable).parent / "opentelemetry-instrument")
+        cmd = [instrument, sys.executable, APP]
+    else:
+        cmd = [sys.executable, APP, "--sdk"]
+    result = run(cmd, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "Failed to export" not in result.stderr, result.stderr
+    made: dict[str, Any] = json.loads(result.stdout)
+    return made
+
+
+def rows(served: Served, sql: str) -> list[dict[str, Any]]:
+    return query(served.data_dir, sql)
+
+
+# -- the official exporter, as users configure it --------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("service", "auto", "gzip_on"), [("shop-sdk", False, False), ("shop-auto-gzip", True, True)]
+)
+def test_official_exporter_lands_in_the_store(
+    served: Served, service: str, auto: bool, gzip_on: bool
+) -> None:
+    made = run_app(served.port, service, auto=auto, gzip_on=gzip_on)
+    stored = {
+        r["name"]: r
+        for r in rows(
+            served,
+            "SELECT name, trace_id, span_id, parent_span_id, kind, status_code, is_root, scope, pid, run_id, "
+            "http_route, http_method, attributes, resource "
+            f"FROM spans WHERE service_name = '{service}'",
+        )
+    }
+    assert set(stored) == set(made["spans"])  # six spans, no more, no fewer
+    for name, ids in made["spans"].items():
+        assert (stored[name]["trace_id"], stored[name]["span_id"]) == (ids["trace_id"], ids["span_id"])
+    server, client, render = stored["GET /items/{id}"], stored["SELECT shop.items"], stored["render"]
+    assert server["parent_span_id"] is None and server["is_root"]
+    assert client["parent_span_id"] == render["parent_span_id"] == server["span_id"]
+    assert not client["is_root"] and not render["is_root"]
+    consumer = stored["orders process"]
+    assert consumer["parent_span_id"] == stored["orders publish"]["span_id"]
+    assert consumer["is_root"]  # its parent came through a propagated (remote) context: the span flags say so
+    assert {n: r["kind"] for n, r in stored.items()} == {
+        "GET /items/{id}": "SERVER",
+        "SELECT shop.items": "CLIENT",
+        "render": "INTERNAL",
+        "POST /checkout": "SERVER",
+        "orders publish": "PRODUCER",
+        "orders process": "CONSUMER",
+    }
+    assert stored["POST /checkout"]["status_code"] == "ERROR"
+    assert (server["http_route"], server["http_method"], server["scope"]) == (
+        "/items/{id}",
+        "GET",
+        "shop.handlers",
+    )
+    attributes = json.loads(server["attributes"])
+    assert attributes["shop.tags"] == ["new", "sale"] and attributes["shop.ratio"] == 0.25
+    assert attributes["shop.cached"] is True and attributes["http.response.status_code"] == 200
+    assert "[REDACTED" in attributes["url.full"]  # scrubbed like an in-app span
+    resource = json.loads(server["resource"])
+    assert resource["service.name"] == service and resource["deployment.environment"] == "test"
+    assert {r["pid"] for r in stored.values()} == {made["pid"]}  # from the process.pid resource attribute
+    run_id = server["run_id"]
+    assert run_id == f"otlp-{service}-{time.strftime('%Y%m%d')}"
+
+    error = rows(served, f"SELECT exception_type, message, trace_id FROM errors WHERE run_id = '{run_id}'")
+    checkout_trace = made["spans"]["POST /checkout"]["trace_id"]
+    assert {"exception_type": "ValueError", "message": "card declined", "trace_id": checkout_trace} in error
+
+    logs = rows(
+        served,
+        f"SELECT body, severity_text, trace_id, span_id, exception_type FROM logs WHERE run_id = '{run_id}' "
+        "AND scope = 'shop' ORDER BY time",
+    )
+    render_ids = made["spans"]["render"]
+    assert logs == [
+        {
+            "body": "stock low for item 7",
+            "severity_text": "WARN",
+            "trace_id": render_ids["trace_id"],
+            "span_id": render_ids["span_id"],
+            "exception_type": None,
+        },
+        {
+            "body": "checkout failed for order 42",
+            "severity_text": "ERROR",
+            "trace_id": None,
+            "span_id": None,
+            "exception_type": "ValueError",
+        },
+        {
+            "body": "outside any span",
+            "severity_text": "INFO",
+            "trace_id": None,
+            "span_id": None,
+            "exception_type": None,
+        },
+    ]
+
+    # The SDK exports cumulative points (2, then 5, then 5 again at exit): stored as deltas, a SUM is the total.
+    metrics = {
+        r["name"]: r
+        for r in rows(
+            served,
+            "SELECT name, any_value(kind) AS kind, sum(value) AS total, sum(count) AS n, sum(sum) AS s, "
+            "arg_max(value, time) AS last "
+            f"FROM metric_points WHERE run_id = '{run_id}' GROUP BY name",
+        )
+    }
+    assert metrics["shop.orders"]["total"] == 5
+    assert (metrics["shop.latency"]["kind"], metrics["shop.latency"]["n"], metrics["shop.latency"]["s"]) == (
+        "histogram",
+        3,
+        60,
+    )
+    assert metrics["shop.active"]["last"] == 3  # an up-down counter is a level: kept as sent
+
+    runs = rows(served, f"SELECT command, processes, service_name FROM runs WHERE run_id = '{run_id}'")
+    assert runs == [{"command": f"(OTLP) {service}", "processes": 1, "service_name": service}]
+    assert (
+        scalar(served.data_dir, f"SELECT count(*) FROM spans WHERE attributes::VARCHAR LIKE '%{SECRET}%'")
+        == 0
+    )
+
+
+# -- OTLP/JSON by hand, per the specification ------------------------------------------------------------------
+def test_hand_written_otlp_json(served: Served) -> None:
+    trace_id, parent_id, child_id = "5B8EFFF798038103D269B633813FC60C", "eee19b7ec3c1b174", "eee19b7ec3c1b173"
+    now = time.time_ns()
+    parent = json_span(
+        "GET /json",
+        trace_id,
+        parent_id,
+        attributes=[
+            {"key": "http.route", "value": {"stringValue": "/json"}},
+            {"key": "big", "value": {"intValue": "9007199254740993"}},  # int64 as a string, beyond a double
+            {"key": "raw", "value": {"bytesValue": base64.b64encode(b"\x00\xff").decode()}},
+            {
+                "key": "nested",
+                "value": {"kvlistValue": {"values": [{"key": "a", "value": {"boolValue": True}}]}},
+            },
+        ],
+        status={"code": 2, "message": "boom"},
+        events=[{"timeUnixNano": str(now), "name": "retry", "attributes": []}],
+        aFieldFromTheFuture={"x": 1},  # unknown fields are ignored, as the specification asks
+    )
+    child = json_span("SELECT 1", trace_id, child_id, parentSpanId=parent_id, kind=3)
+    body = json.dumps(spans_request("json-svc", [parent, child])).encode()
+    status, content_type, answer = post(served.port, "/v1/traces", body, JSON)
+    assert (status, content_type, json.loads(answer)) == (200, JSON, {})
+
+    status, _, answer = post(
+        served.port,
+        "/v1/traces",
+        gzip.compress(body.replace(b"json-svc", b"json-gz")),
+        JSON,
+        **{"Content-Encoding": "gzip"},
+    )
+    assert status == 200, answer
+
+    logs = {
+        "resourceLogs": [
+            {
+                "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]},
+                "scopeLogs": [
+                    {
+                        "scope": {"name": "json.logger"},
+                        "logRecords": [
+                            {
+                                "timeUnixNano": str(now),
+                                "severityNumber": 17,
+                                "severityText": "ERROR",
+                                "body": {
+                                    "kvlistValue": {"values": [{"key": "k", "value": {"intValue": "1"}}]}
+                                },
+                                "traceId": trace_id.lower(),
+                                "spanId": parent_id,
+                                "eventName": "shop.audit",
+                            }
+                        ],
+                    }
+                ],
+            }
+        ]
+    }
+    assert post(served.port, "/v1/logs", json.dumps(logs).encode(), JSON)[0] == 200
+
+    # A cumulative counter whose series started before this intake: its first point is a baseline (the
+    # increments before it were never sent here), the second is stored as the difference.
+    hour_ago = now - 3600 * 10**9
+
+    def counter(value: int, at: int) -> bytes:
+        return json.dumps(
+            {
+                "resourceMetrics": [
+                    {
+                        "resource": {
+                            "attributes": [{"key": "service.name", "value": {"stringValue": "json-svc"}}]
+                        },
+                        "scopeMetrics": [
+                            {
+                                "metrics": [
+                                    {
+                                        "name": "jobs.done",
+                                        "unit": "1",
+                                        "sum": {
+                                            "aggregationTemporality": 2,
+                                            "isMonotonic": True,
+                                            "dataPoints": [
+                                                {
+                                                    "startTimeUnixNano": str(hour_ago),
+                                                    "timeUnixNano": str(at),
+                                                    "asInt": str(value),
+                                                }
+                                            ],
+                                        },
+                                    }
+                                ]
+                            }
+                        ],
+                    }
+                ]
+            }
+        ).encode()
+
+    assert post(served.port, "/v1/metrics", counter(10, now), JSON)[0] == 200
+    assert post(served.port, "/v1/metrics", counter(15, now + 10**9), JSON)[0] == 200
+
+    spans = {
+        r["span_id"]: r
+        for r in rows(
+            served,
+            "SELECT trace_id, span_id, parent_span_id, kind, status_code, status_message, attributes "
+            "FROM spans WHERE service_name = 'json-svc'",
+        )
+    }
+    assert set(spans) == {parent_id, child_id}  # hex ids kept as sent (lower-cased), not read as base64
+    assert spans[child_id]["trace_id"] == trace_id.lower()
+    assert spans[child_id]["parent_span_id"] == parent_id and spans[child_id]["kind"] == "CLIENT"
+    assert (spans[parent_id]["status_code"], spans[parent_id]["status_message"]) == ("ERROR", "boom")
+    attributes = json.loads(spans[parent_id]["attributes"])
+    assert attributes["big"] == 9007199254740993
+    assert (
+        attributes["raw"] == base64.b64encode(b"\x00\xff").decode()
+    )  # bytes: base64, as OTLP/JSON shows them
+    assert attributes["nested"] == {"a": True}
+    assert scalar(served.data_dir, "SELECT count(*) FROM spans WHERE service_name = 'json-gz'") == 2
+    log = rows(served, "SELECT body, trace_id, span_id, attributes FROM logs WHERE service_name = 'json-svc'")
+    assert log == [
+        {
+            "body": '{"k":1}',
+            "trace_id": trace_id.lower(),
+            "span_id": parent_id,
+            "attributes": '{"event.name":"shop.audit"}',
+        }
+    ]
+    assert rows(served, "SELECT value FROM metric_points WHERE name = 'jobs.done'") == [{"value": 5}]
+
+
+# -- partial success ------------------------------------------------------------------------------------------
+def test_one_bad_record_is_rejected_and_the_rest_kept(served: Served) -> None:
+    good = [json_span(f"good {i}", os.urandom(16).hex(), os.urandom(8).hex()) for i in range(2)]
+    bad = json_span("bad id", "not-hex-at-all", os.urandom(8).hex())
+    body = json.dumps(spans_request("partial-json", [good[0], bad, good[1]])).encode()
+    status, _, answer = post(served.port, "/v1/traces", body, JSON)
+    assert status == 200
+    partial = json.loads(answer)["partialSuccess"]
+    assert partial["rejectedSpans"] == "1" and "trace_id" in partial["errorMessage"]
+
+    request = ExportTraceServiceRequest()
+    scope = request.resource_spans.add().scope_spans.add()
+    request.resource_spans[0].resource.attributes.add(key="service.name").value.string_value = "partial-pb"
+    now = time.time_ns()
+    for i, span_id in enumerate([os.urandom(8), b"\x01" * 5, os.urandom(8)]):  # a 5-byte span id
+        scope.spans.add(
+            trace_id=os.urandom(16),
+            span_id=span_id,
+            name=f"pb {i}",
+            start_time_unix_nano=now - 1000,
+            end_time_unix_nano=now,
+        )
+    status, content_type, answer = post(served.port, "/v1/traces", request.SerializeToString())
+    assert (status, content_type) == (200, PROTOBUF)
+    response = ExportTraceServiceResponse.FromString(answer)
+    assert response.partial_success.rejected_spans == 1
+
+    metrics = ExportMetricsServiceRequest()
+    resource_metrics = metrics.resource_metrics.add()
+    resource_metrics.resource.attributes.add(key="service.name").value.string_value = "partial-pb"
+    histogram = resource_metrics.scope_metrics.add().metrics.add(name="latency").histogram
+    histogram.aggregation_temporality = 1
+    histogram.data_points.add(time_unix_nano=now, count=2, bucket_counts=[1, 1], explicit_bounds=[5.0])
+    histogram.data_points.add(time_unix_nano=now, count=2, bucket_counts=[1, 1, 0, 0], explicit_bounds=[5.0])
+    status, _, answer = post(served.port, "/v1/metrics", metrics.SerializeToString())
+    assert status == 200
+    assert ExportMetricsServiceResponse.FromString(answer).partial_success.rejected_data_points == 1
+
+    logs = ExportLogsServiceRequest()
+    resource_logs = logs.resource_logs.add()
+    resource_logs.resource.attributes.add(key="service.name").value.string_value = "partial-pb"
+    records = resource_logs.scope_logs.add().log_records
+    records.add(time_unix_nano=now, trace_id=b"\x02" * 3).body.string_value = "bad trace id"
+    records.add(time_unix_nano=now).body.string_value = "kept"
+    status, _, answer = post(served.port, "/v1/logs", logs.SerializeToString())
+    assert status == 200
+    assert ExportLogsServiceResponse.FromString(answer).partial_success.rejected_log_records == 1
+
+    kept = rows(
+        served,
+        "SELECT (SELECT list(name ORDER BY name) FROM spans WHERE service_name IN ('partial-json', 'partial-pb')) AS spans, "
+        "(SELECT count(*) FROM metric_points WHERE service_name = 'partial-pb') AS points, "
+        "(SELECT list(body) FROM logs WHERE service_name = 'partial-pb') AS logs",
+    )
+    assert kept == [{"spans": ["good 0", "good 1", "pb 0", "pb 2"], "points": 1, "logs": ["kept"]}]
+
+
+# -- S4: caps and bad input -----------------------------------------------------------------------------------
+def test_body_over_the_cap_is_refused_unread_and_others_still_land(served: Served) -> None:
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        # Headers only: the intake must answer from Content-Length, without reading (or buffering) 17 MiB.
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            + f"Content-Length: {17 * MIB}\r\n\r\n".encode()
+        )
+        send_spans(served.port, "beside-oversize", ["while the big one waits"])  # another client meanwhile
+        answer = sock.makefile("rb").read()  # the intake closes the connection after answering
+    assert answer.startswith(b"HTTP/1.1 413 ")
+    assert b"Connection: close" in answer
+    # A real 17 MiB body sent in full gets the same answer (or a reset once the intake closes).
+    try:
+        status, _, _ = post(served.port, "/v1/traces", os.urandom(17 * MIB))
+        assert status == 413
+    except (ConnectionResetError, BrokenPipeError):
+        pass
+    send_spans(served.port, "beside-oversize", ["after"])
+    assert rows(
+        served, "SELECT name FROM spans WHERE service_name = 'beside-oversize' ORDER BY start_time"
+    ) == [
+        {"name": "while the big one waits"},
+        {"name": "after"},
+    ]
+
+
+def gzip_bomb(size: int) -> bytes:
+    """`size` bytes of zeros as one gzip member of ~1 KiB per MiB, made without compressing `size` bytes: after a
+    full flush deflate's window is empty, so every further MiB of zeros compresses to the same bytes."""
+    chunk = bytes(MIB)
+    deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
+    first = deflate.compress(chunk) + deflate.flush(zlib.Z_FULL_FLUSH)
+    repeat = deflate.compress(chunk) + deflate.flush(zlib.Z_FULL_FLUSH)
+    crc = 0
+    for _ in range(size // MIB):
+        crc = zlib.crc32(chunk, crc)
+    header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
+    trailer = struct.pack("<II", crc, size & 0xFFFFFFFF)
+    return header + first + repeat * (size // MIB - 1) + deflate.flush() + trailer
+
+
+def peak_rss_mb(pid: int) -> float:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:"))) / 1024
+
+
+def test_gzip_bomb_is_cut_off_while_inflating(served: Served) -> None:
+    bomb = gzip_bomb(1024 * MIB)
+    assert len(bomb) < 1.1 * MIB
+    assert len(zlib.decompressobj(31).decompress(bomb, 4 * MIB)) == 4 * MIB  # a real gzip stream of zeros
+    before = peak_rss_mb(served.proc.pid)
+    status, content_type, answer = post(served.port, "/v1/logs", bomb, **{"Content-Encoding": "gzip"})
+    assert (status, content_type) == (413, PROTOBUF)
+    assert b"inflates to more than" in answer  # a google.rpc.Status saying why
+    # Inflating it would take 1 GiB; the cut-off is at 64 MiB (plus one step and the parser's working space).
+    assert peak_rss_mb(served.proc.pid) - before < 200
+    send_spans(served.port, "after-bomb", ["still serving"])
+    assert scalar(served.data_dir, "SELECT count(*) FROM spans WHERE service_name = 'after-bomb'") == 1
+
+
+BAD_REQUESTS = [
+    ("/v1/traces", PROTOBUF, {}, b"\xff\xff\xff\xff garbage", 400),
+    ("/v1/traces", JSON, {}, b'{"resourceSpans": [ {', 400),
+    ("/v1/traces", JSON, {}, b"[1, 2]", 400),
+    ("/v1/logs", JSON, {}, b'{"resourceLogs": 5}', 400),
+    ("/v1/metrics", PROTOBUF, {"Content-Encoding": "gzip"}, b"not gzip at all", 400),
+    (
+        "/v1/metrics",
+        PROTOBUF,
+        {"Content-Encoding": "gzip"},
+        gzip.compress(os.urandom(1000))[:500],
+        400,
+    ),  # truncated,
+    ("/v1/traces", "text/plain", {}, b"hello", 415),
+    ("/v1/traces", PROTOBUF, {"Content-Encoding": "br"}, b"", 415),
+    ("/v1/profiles", PROTOBUF, {}, b"", 404),
+]
+
+
+def test_malformed_requests_are_refused_and_nothing_else_is_lost(served: Served) -> None:
+    send_spans(served.port, "around-bad-input", ["before"])
+    for path, content_type, headers, body, expected in BAD_REQUESTS:
+        status, _, answer = post(served.port, path, body, content_type, **headers)
+        assert status == expected, (path, content_type, headers, body[:20], answer)
+        assert answer  # a Status saying why
+    conn = http.client.HTTPConnection("127.0.0.1", served.port, timeout=30)
+    conn.request("GET", "/v1/traces")
+    assert conn.getresponse().status == 405
+    conn.close()
+    send_spans(served.port, "around-bad-input", ["after"])
+    assert scalar(served.data_dir, "SELECT count(*) FROM spans WHERE service_name = 'around-bad-input'") == 2
+
+
+def listening_addresses(port: int) -> set[str]:
+    """The local addresses of every socket listening on `port` (IPv4 and IPv6), from /proc/net."""
+    found = set()
+    for table in ("tcp", "tcp6"):
+        for line in Path(f"/proc/net/{table}").read_text().splitlines()[1:]:
+            local, state = line.split()[1], line.split()[3]
+            address, hex_port = local.split(":")
+            if state == "0A" and int(hex_port, 16) == port:
+                found.add(address)
+    return found
+
+
+def test_listens_on_127_0_0_1_only(served: Served) -> None:
+    assert listening_addresses(served.port) == {"0100007F"}  # 127.0.0.1, and no IPv6 socket
+    others = ["127.0.0.2"]  # also loopback on Linux, but not the address bound
+    try:
+        others += [
+            info[4][0]
+            for info in socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+            if not info[4][0].startswith("127.")
+        ]
+    except OSError:
+        pass
+    for address in others:
+        with socket.socket() as sock, pytest.raises(ConnectionRefusedError):
+            sock.settimeout(10)
+            sock.connect((address, served.port))
+
+
+# -- obsdash serve ----------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_serve_stops_cleanly_on_signal(data_dir: Path, sig: int) -> None:
+    server = start_serve(data_dir)
+    send_spans(server.port, "signal-test", ["one", "two"])
+    status, err = server.stop(sig)
+    assert status == 0, err
+    assert "Traceback" not in err
+    assert "OTLP intake: 1 requests (1×200; 0 gzip); records stored: 2 spans; 0 rejected" in err
+    assert scalar(data_dir, "SELECT count(*) FROM spans WHERE service_name = 'signal-test'") == 2
+
+
+def test_port_in_use_is_one_line(data_dir: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        for command in ("serve", "tui"):
+            result = run(
+                obsdash_cmd(command, "--otlp", "--otlp-port", str(port), "--data-dir", str(data_dir))
+            )
+            assert result.returncode != 0
+            assert result.stderr.count("\n") == 1, result.stderr
+            assert f"127.0.0.1:{port}" in result.stderr and "in use" in result.stderr
+
+
+HOST = (
+    "import sys, time\n"
+    "from obsdash.datadir import resolve\n"
+    "from obsdash.hub.client import open_store\n"
+    "store = open_store(resolve(sys.argv[1]))\n"
+    "print('hosting' if store.is_host else 'client', flush=True)\n"
+    "time.sleep(120)\n"
+)
+
+
+def test_intake_runs_beside_a_hub_hosted_elsewhere(data_dir: Path) -> None:
+    host = subprocess.Popen(
+        [sys.executable, "-c", HOST, str(data_dir)], stdout=subprocess.PIPE, text=True, env=child_env()
+    )
+    try:
+        assert host.stdout is not None and host.stdout.readline() == "hosting\n"
+        server = start_serve(data_dir)
+        send_spans(server.port, "beside-host", ["a", "b", "c"])
+        assert scalar(data_dir, "SELECT count(*) FROM spans WHERE service_name = 'beside-host'") == 3
+        status, err = server.stop()
+        assert status == 0 and "joined the running hub" in err, err
+    finally:
+        host.kill()
+        host.wait()
