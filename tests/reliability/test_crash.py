@@ -31,9 +31,9 @@ from tests.spoolgen import span_line, write_segments
 
 DEFAULT_BATCH_DELAY_S = 0.25
 """settings.py's default: the app-kill test runs with it, so it checks the promise users get."""
-LOSS_WINDOW_S = 2 * DEFAULT_BATCH_DELAY_S + 0.5
+LOSS_WINDOW_S = 2 * DEFAULT_BATCH_DELAY_S + 0.75
 """What a kill -9 may cost: the spans queued since the last write began (one interval) plus the batch being
-written (one more), plus 0.5 s for the writer thread waiting on a busy 2-core box."""
+written (one more), plus 0.75 s for the writer thread waiting for a core on a busy 2-core box."""
 
 
 # -- kill -9 of the app --------------------------------------------------------------------------------------
@@ -74,6 +74,7 @@ def test_kill_9_of_the_app_loses_at_most_the_last_batch(data_dir: Path, tmp_path
         )
     }
     created = stored_total = lost_total = 0
+    worst = 0.0
     for tag, lines in printed.items():
         seqs = [seq for seq, _ in lines]
         assert seqs == list(range(len(seqs)))
@@ -84,12 +85,14 @@ def test_kill_9_of_the_app_loses_at_most_the_last_batch(data_dir: Path, tmp_path
         if lost:
             last = lines[-1][1]
             assert last - lost[0] <= LOSS_WINDOW_S, (tag, len(lost), last - lost[0])
+            worst = max(worst, last - lost[0])
         created += max(len(seqs), row["n"])
         stored_total += row["n"]
         lost_total += len(lost)
     print(
         f"app kill -9: {kills} kills, {created} spans created, {stored_total} stored, {lost_total} lost "
-        f"(at most {LOSS_WINDOW_S} s of spans per kill), {leftovers} cut temporary files"
+        f"(the oldest lost span ended {worst:.2f} s before the last printed one, at worst; allowed {LOSS_WINDOW_S} s), "
+        f"{leftovers} cut temporary files"
     )
     assert stored_total > 0 and lost_total < created / 2  # the window has teeth: runs last 1–2 s
 
