@@ -9,7 +9,9 @@ collected every 5 s by the SDK's periodic reader, with delta temporality so a wi
 
 from __future__ import annotations
 
+import os
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -28,6 +30,7 @@ from opentelemetry.sdk.metrics.export import (
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
+from obsdash_instrumenters import otlp_config
 from obsdash_instrumenters.context import RecordContext
 from obsdash_instrumenters.encode import encode_log, encode_metrics, encode_span
 from obsdash_instrumenters.safety import fault, internal_error
@@ -114,12 +117,29 @@ class Providers:
         self.tracer_provider: TracerProvider | None = None
         self.logger_provider: LoggerProvider | None = None
         self.meter_provider: MeterProvider | None = None
+        self.otlp: Any = self._otlp(writer, ctx)
         # Each signal on its own: a failure in one never takes the others down.
         for build in (self._build_traces, self._build_logs, self._build_metrics):
             try:
                 build(writer, ctx)
             except BaseException as exc:
                 internal_error(f"providers.{build.__name__}", exc)
+
+    @staticmethod
+    def _otlp(writer: SpoolWriter, ctx: RecordContext) -> Any:
+        """OTLP out when an OTEL_EXPORTER_OTLP_*ENDPOINT is set (otlp.py); else None and nothing of it imported."""
+        signals = otlp_config.configured(os.environ)
+        if not signals:
+            return None
+        try:
+            from obsdash_instrumenters.otlp import OtlpExport
+
+            export = OtlpExport(signals, ctx)
+            export.tap(writer)
+            return export
+        except BaseException as exc:
+            internal_error("providers.otlp", exc)
+            return None
 
     def _build_traces(self, writer: SpoolWriter, ctx: RecordContext) -> None:
         provider = TracerProvider(resource=self.resource, shutdown_on_exit=False)
@@ -139,15 +159,21 @@ class Providers:
         reader = PeriodicExportingMetricReader(
             SpoolMetricExporter(writer, ctx), export_interval_millis=METRIC_INTERVAL_MS
         )
-        provider = MeterProvider(resource=self.resource, metric_readers=[reader], shutdown_on_exit=False)
+        readers = [reader, *(self.otlp.metric_readers() if self.otlp is not None else ())]  # spool's first
+        provider = MeterProvider(resource=self.resource, metric_readers=readers, shutdown_on_exit=False)
         metrics.set_meter_provider(provider)
         self.meter_provider = provider
 
     def shutdown(self, timeout_s: float) -> None:
-        """Final metric collection and provider shutdown, bounded by `timeout_s`."""
-        worker = threading.Thread(target=self._shutdown, name="obsdash-providers-shutdown", daemon=True)
-        worker.start()
-        worker.join(timeout_s)
+        """Final metric collection and provider shutdown, and OTLP's last batches beside them, within `timeout_s`."""
+        deadline = time.monotonic() + timeout_s
+        workers = [threading.Thread(target=self._shutdown, name="obsdash-providers-shutdown", daemon=True)]
+        if self.otlp is not None:
+            workers.append(threading.Thread(target=self.otlp.shutdown, args=(deadline,), daemon=True))
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join(max(0.0, deadline - time.monotonic()))
 
     def _shutdown(self) -> None:
         for provider in (self.meter_provider, self.tracer_provider, self.logger_provider):
