@@ -66,6 +66,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     wrap = commands.add_parser("wrap", parents=[common], help="run COMMAND with telemetry captured")
     wrap.add_argument("--service-name", metavar="NAME", help="service.name (default: from the command)")
+    wrap.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="also send everything to this OTLP/HTTP collector (sets OTEL_EXPORTER_OTLP_ENDPOINT; needs obsdash[otlp])",
+    )
     wrap.add_argument("cmd", nargs=argparse.REMAINDER, metavar="[--] COMMAND [ARGS...]")
 
     query = commands.add_parser("query", parents=[common], help="run read-only SQL over the store")
@@ -145,7 +150,7 @@ def _run_wrap(args: argparse.Namespace) -> int:
     command = list(args.cmd)
     if command and command[0] == "--":
         command = command[1:]
-    wrap(resolve(args.data_dir), command, args.service_name)
+    wrap(resolve(args.data_dir), command, args.service_name, args.otlp_endpoint)
 
 
 def _run_query(args: argparse.Namespace) -> int:

@@ -3,6 +3,11 @@
 Injection is a folder holding only a `sitecustomize.py`, put first on PYTHONPATH, and settings in OBSDASH_*
 variables; then this process replaces itself with the command (`os.execve`), as `opentelemetry-instrument` does.
 Every Python process the command starts inherits the environment, so workers and subprocesses are covered too.
+
+OTLP out: `--otlp-endpoint URL` sets OTEL_EXPORTER_OTLP_ENDPOINT for the command, and the in-app side then also
+sends everything through the official OTLP exporter (obsdash_instrumenters/otlp.py); the user's own
+OTEL_EXPORTER_OTLP_* variables do the same. Either way the exporter must be installed: checked here, before the
+app starts, so a missing extra is one line and status 2 rather than telemetry silently kept local.
 """
 
 from __future__ import annotations
@@ -106,15 +111,47 @@ def resolve_program(program: str) -> str:
     return found
 
 
-def wrap(data_dir: DataDir, command: list[str], service_name: str | None = None) -> NoReturn:
-    """Replace this process with `command`, instrumented."""
+def otlp_environment(env: dict[str, str], endpoint: str | None) -> dict[str, str]:
+    """`env` with the OTLP endpoint set when given; ObsdashError when OTLP is asked for but cannot be sent."""
+    from obsdash_instrumenters.otlp_config import PACKAGES, configured
+
+    if endpoint is not None:
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(endpoint)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ObsdashError(
+                f"--otlp-endpoint {endpoint!r} is not an http(s) URL", hint="e.g. http://127.0.0.1:4318"
+            )
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+    for protocol in sorted(set(configured(env).values())):
+        if protocol not in PACKAGES:
+            raise ObsdashError(
+                f"OTLP protocol {protocol!r} is not supported: the Python exporter speaks http/protobuf or grpc",
+                hint="set OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf",
+            )
+        module, distribution = PACKAGES[protocol]
+        if importlib.util.find_spec(module) is None:
+            extra = "'obsdash[otlp]'" if protocol == "http/protobuf" else distribution
+            raise ObsdashError(
+                f"OTLP export over {protocol} needs {distribution}, which is not installed",
+                hint=f"pip install {extra}",
+            )
+    return env
+
+
+def wrap(
+    data_dir: DataDir, command: list[str], service_name: str | None = None, otlp_endpoint: str | None = None
+) -> NoReturn:
+    """Replace this process with `command`, instrumented (and exporting over OTLP when asked)."""
     if not command:
         raise ObsdashError(
             "nothing to run", hint="usage: obsdash wrap [--data-dir DIR] [--] COMMAND [ARGS...]"
         )
     executable = resolve_program(command[0])
-    prepare(data_dir)
     env = build_environment(dict(os.environ), data_dir, command, service_name, new_run_id())
+    env = otlp_environment(env, otlp_endpoint)  # before anything is created: a refusal leaves no trace
+    prepare(data_dir)
     try:
         os.execve(executable, command, env)
     except OSError as exc:
