@@ -102,11 +102,19 @@ _KV_WORDS = {
     "j": "wt",
     "x": "srf",
 }
+_LINE = r"""(?:[^\r\n"\\]++|\\(?![nrt"]))++"""  # to the end of the line, also in JSON text (`\n`, `"`)
 _FLAG_WORDS = "passw|pwd|passphrase|secret|token|key|auth|cookie|session|jwt|credential|sig|csrf|xsrf"
+
+
+def _alone(start: str, before: str = r"[\w-]") -> str:
+    """A lookbehind, placed right after `start` (a rule's first characters, fixed width): no `before` character
+    precedes them, or a JSON escape does (`\\n`), since prompts and messages are stored as JSON text."""
+    return rf"(?:(?<!{before}{start})|(?<=\\[nrt]{start}))"
+
 
 # (rule, first character, rest). Every rule starts with a literal character, so `re` skips positions by a
 # character set (a case-insensitive or class-first rule makes it try every position: 5-8x slower), and the
-# boundary test comes after the rule's distinctive letters (`sk-(?<![\w-]sk-)`: no word character before).
+# boundary test comes after the rule's distinctive letters (`sk-` then `_alone("sk-")`), where it rarely runs.
 _RULES: list[tuple[str, str, str]] = [
     ("url_credentials", ":", r"//(?:[^\s/?#@]++@)++"),
     (
@@ -114,19 +122,19 @@ _RULES: list[tuple[str, str, str]] = [
         "-",
         r"----BEGIN[A-Z ]{0,40}PRIVATE KEY-----(?s:.*?)(?:-----END[A-Z ]{0,40}PRIVATE KEY-----|\Z)",
     ),
-    ("flag", "-", r"(?<![\w-]-)-?[\w-]{0,30}?(?i:" + _FLAG_WORDS + r")[\w-]{0,30}+[ \t]++"),
-    ("anthropic_key", "s", r"k-ant-(?<![\w-]sk-ant-)[\w-]{16,}+"),
-    ("openai_key", "s", r"k-(?<![\w-]sk-)[\w-]{20,}+"),
-    ("aws_access_key", "A", r"[KS]IA(?<![A-Za-z0-9]A[KS]IA)[A-Z0-9]{16}(?![A-Za-z0-9])"),
-    ("jwt", "e", r"yJ(?<![\w-]eyJ)[\w-]{4,}+\.eyJ[\w-]{4,}+\.[\w-]*+"),
-    ("github_token", "g", r"h[pousr]_(?<![\w-]gh[pousr]_)[A-Za-z0-9]{20,}+"),
-    ("github_token", "g", r"ithub_pat_(?<![\w-]github_pat_)\w{20,}+"),
-    ("slack_token", "x", r"ox[abposr]-(?<![\w-]xox[abposr]-)[\w-]{8,}+"),
+    ("flag", "-", _alone("-") + r"-?[\w-]{0,30}?(?i:" + _FLAG_WORDS + r")[\w-]{0,30}+[ \t]++"),
+    ("anthropic_key", "s", "k-ant-" + _alone("sk-ant-") + r"[\w-]{16,}+"),
+    ("openai_key", "s", "k-" + _alone("sk-") + r"[\w-]{20,}+"),
+    ("aws_access_key", "A", "[KS]IA" + _alone("A[KS]IA", "[A-Za-z0-9]") + r"[A-Z0-9]{16}(?![A-Za-z0-9])"),
+    ("jwt", "e", "yJ" + _alone("eyJ") + r"[\w-]{4,}+\.eyJ[\w-]{4,}+\.[\w-]*+"),
+    ("github_token", "g", "h[pousr]_" + _alone("gh[pousr]_") + "[A-Za-z0-9]{20,}+"),
+    ("github_token", "g", "ithub_pat_" + _alone("github_pat_") + r"\w{20,}+"),
+    ("slack_token", "x", "ox[abposr]-" + _alone("xox[abposr]-") + r"[\w-]{8,}+"),
     *[("bearer_token", c, r"(?i:earer)[ \t]++[\w.~+/=-]{8,}+") for c in "Bb"],
     *[("basic_auth", c, r"(?i:asic)[ \t]++[A-Za-z0-9+/]{6,}+={0,2}") for c in "Bb"],
-    *[("card_number", c, r"\d{3}(?<![\w-]\d{4})(?:[ -]?\d{3,7}){2,4}(?![\w-])") for c in "23456"],
-    *[("cookie_header", c, r"(?i:ookie)[\"']?[ \t]*:[ \t]*[^\r\n]+") for c in "Cc"],
-    *[("cookie_header", c, r"(?i:et-cookie)[\"']?[ \t]*:[ \t]*[^\r\n]+") for c in "Ss"],
+    *[("card_number", c, r"\d{3}" + _alone(r"\d{4}") + r"(?:[ -]?\d{3,7}){2,4}(?![\w-])") for c in "23456"],
+    *[("cookie_header", c, r"(?i:ookie)[\"']?[ \t]*:[ \t]*" + _LINE) for c in "Cc"],
+    *[("cookie_header", c, r"(?i:et-cookie)[\"']?[ \t]*:[ \t]*" + _LINE) for c in "Ss"],
     *[
         ("kv", c, "(?i:" + words + ")" + _KV_TAIL)
         for first, words in _KV_WORDS.items()
@@ -373,6 +381,8 @@ def _kv(match: re.Match[str], rule: str) -> tuple[str, int]:
     string, start = match.string, match.start()
     left = start
     while left > 0 and start - left < 64 and (string[left - 1].isalnum() or string[left - 1] in "_.-"):
+        if string[left - 2 : left - 1] == "\\" and string[left - 1] in "nrt":
+            break  # `\npassword=` in JSON text: the key starts after the escape
         left -= 1
     key = _KV_KEY.match(match.group())
     name = string[left:start] + (key.group() if key else "")

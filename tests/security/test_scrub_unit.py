@@ -6,6 +6,7 @@ test_secrets.py."""
 from __future__ import annotations
 
 import dataclasses
+import json
 import string
 
 import pytest
@@ -51,6 +52,14 @@ def test_each_shape_is_replaced_and_counted(text: str, needle: str, kind: str) -
     assert f"[REDACTED:{kind}]" in scrubbed, scrubbed
     assert scrubbed.startswith("before ") and scrubbed.endswith("\nafter")
     assert scrub.redactions[kind] >= before + 1
+
+
+def test_shapes_inside_json_text_are_found_after_escapes() -> None:
+    """LLM messages are stored as JSON: `\\n` before a key must count as a boundary, not as the letter n."""
+    content = json.dumps([{"role": "user", "content": "\n".join(text for text, _, _ in SHAPES) + "\tend"}])
+    scrubbed = scrub.text(content)
+    assert [needle for _, needle, _ in SHAPES if needle in scrubbed] == []
+    assert json.loads(scrubbed)[0]["content"].endswith("\tend")
 
 
 @pytest.mark.parametrize("value", FALSE_POSITIVES)
