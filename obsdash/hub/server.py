@@ -19,9 +19,9 @@ from typing import Any
 import duckdb
 
 from obsdash.datadir import DataDir
-from obsdash.errors import ObsdashError, QueryRefused
+from obsdash.errors import ObsdashError, QueryRefused, StoreError
 from obsdash.hub import protocol
-from obsdash.store.database import open_database
+from obsdash.store.database import is_corruption, mark_damaged, open_database
 from obsdash.store.ingest import Ingester, IngestReport
 from obsdash.store.pricing import Pricer
 from obsdash.store.readonly import check_read_only, first_line
@@ -94,6 +94,13 @@ class Hub:
                 raise KeyboardInterrupt from None
             raise QueryRefused(f"query stopped after {timeout_s:g} s", hint="add a WHERE or LIMIT") from None
         except duckdb.Error as exc:
+            if is_corruption(exc):  # a damaged data block: not the query's fault (R6)
+                mark_damaged(self.data_dir, exc)
+                raise StoreError(
+                    f"the store is damaged ({first_line(exc)})",
+                    hint="it is moved aside and rebuilt from the spool when the hub next starts: "
+                    "close every obsdash using this data dir and try again",
+                ) from None
             raise ObsdashError(f"SQL error: {first_line(exc)}") from None
         finally:
             timer.cancel()

@@ -37,6 +37,11 @@ MEMORY_LIMIT = "320MB"
 
 def open_database(data_dir: DataDir) -> Any:
     """The hub's read-write connection, with the schema created or upgraded."""
+    mark = damaged_mark(data_dir)
+    if mark.exists():
+        if data_dir.database.exists():
+            _move_aside_for_rebuild(data_dir, mark.read_text(errors="replace") or "marked damaged")
+        mark.unlink(missing_ok=True)
     try:
         conn = _connect_with_schema(data_dir)
     except duckdb.Error as exc:
@@ -50,8 +55,8 @@ def open_database(data_dir: DataDir) -> Any:
             raise StoreError(
                 f"{data_dir.database} was written by a newer DuckDB", hint="upgrade obsdash"
             ) from None
-        if any(sign in text for sign in _CORRUPT_SIGNS):
-            _move_aside_for_rebuild(data_dir, exc)
+        if is_corruption(exc):
+            _move_aside_for_rebuild(data_dir, str(exc))
             conn = _connect_with_schema(data_dir)
         else:
             raise StoreError(f"cannot open {data_dir.database}: {str(exc).splitlines()[0]}") from None
@@ -95,6 +100,29 @@ def _connect(data_dir: DataDir) -> Any:
     return conn
 
 
+def is_corruption(exc: BaseException) -> bool:
+    """True when DuckDB's error says the file is damaged."""
+    text = str(exc).lower()
+    return any(sign in text for sign in _CORRUPT_SIGNS)
+
+
+def damaged_mark(data_dir: DataDir) -> Path:
+    """The file that says "rebuild this store at the next open"."""
+    return data_dir.database.with_name(data_dir.database.name + ".damaged")
+
+
+def mark_damaged(data_dir: DataDir, exc: BaseException) -> None:
+    """Damage found in a store already open (a query read a bad data block; the header and catalog were fine):
+    leave a mark, so the next hub to open the store moves it aside and rebuilds it. The open hub cannot swap the
+    file under its readers."""
+    try:
+        fd = os.open(damaged_mark(data_dir), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w") as mark:
+            mark.write(str(exc).splitlines()[0])
+    except OSError:
+        pass
+
+
 def _make_private(path: Path) -> None:
     for candidate in (path, path.with_name(path.name + ".wal")):
         try:
@@ -103,7 +131,7 @@ def _make_private(path: Path) -> None:
             pass
 
 
-def _move_aside_for_rebuild(data_dir: DataDir, exc: BaseException) -> None:
+def _move_aside_for_rebuild(data_dir: DataDir, reason: str) -> None:
     """Keep the damaged file for inspection and queue every archived segment for ingest again."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     aside = data_dir.database.with_name(f"{data_dir.database.name}.corrupt-{stamp}")
@@ -122,7 +150,7 @@ def _move_aside_for_rebuild(data_dir: DataDir, exc: BaseException) -> None:
     log.warning(
         "obsdash: %s was damaged (%s); moved it to %s and rebuilding from %d spool segments",
         data_dir.database,
-        str(exc).splitlines()[0],
+        (reason.splitlines() or ["?"])[0],
         aside,
         requeued,
     )
