@@ -105,7 +105,8 @@ def regressions(comparison: RunComparison) -> list[Change]:
 _MARK = {1: ("▲", "bold red"), -1: ("▼", "green"), 0: ("", "")}
 
 
-def _cell(change: Change) -> Text:
+def change_cell(change: Change) -> Text:
+    """`A→B ▲` (or just `A` when unchanged), red when worse, green when better."""
     from rich.text import Text
 
     mark, style = _MARK[change.direction]
@@ -128,7 +129,7 @@ def print_text(comparison: RunComparison) -> None:
     for header in ("route", "requests", "err%", "p50 ms", "p95 ms", "tokens", "llm cost"):
         table.add_column(header, justify="left" if header == "route" else "right", no_wrap=True)
     for row in comparison.routes:
-        table.add_row(row.route, *(_cell(change) for change in route_changes(row)))
+        table.add_row(row.route, *(change_cell(change) for change in route_changes(row)))
     console.print(table)
     found = regressions(comparison)
     if found:

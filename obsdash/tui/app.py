@@ -116,7 +116,7 @@ class DashboardApp(App[None]):
         screen = self.screen
         for bar in screen.query(NavBar):
             bar.show_state(
-                [(v.key, v.title) for v in VIEWS],
+                [(v.key, v.title, v.short) for v in VIEWS],
                 current=self.current_mode,
                 window=self.window.label,
                 paused=self.paused,

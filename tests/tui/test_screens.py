@@ -192,6 +192,8 @@ def test_number_keys_and_tab_switch_views(store: Store) -> None:
             await wait_until(pilot, lambda: app.screen.query_one("#sql-results").region.height > 3)
             for key, mode in [
                 ("tab", "llm"),
+                ("tab", "report"),
+                ("tab", "runs"),
                 ("tab", "overview"),
                 ("tab", "traces"),
                 ("shift+tab", "overview"),
@@ -199,7 +201,9 @@ def test_number_keys_and_tab_switch_views(store: Store) -> None:
                 await pilot.press(key)
                 await wait_until(pilot, lambda mode=mode: app.current_mode == mode)
             await pilot.press("shift+tab")  # wraps around to the last view
-            await wait_until(pilot, lambda: app.current_mode == "llm")
+            await wait_until(pilot, lambda: app.current_mode == "runs")
+            nav = text(app.screen.query_one(NavBar))  # nine views in 80 columns: the others by short title
+            assert "9 Runs" in nav and "1 Ovw" in nav and "8 Rpt" in nav and "● live" in nav
 
     run(scenario)
 

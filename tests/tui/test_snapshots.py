@@ -148,3 +148,13 @@ def test_llm_over_budget_by_route(snap_compare: SnapCompare, store: Store) -> No
         pilot.app.clear_notifications()
 
     snapshot(snap_compare, store, steps, budget_per_day=0.05)
+
+
+def test_report(snap_compare: SnapCompare, store: Store) -> None:
+    """Findings worst first: the crashing checkout, spend over the budget, the dropped records, django skipped."""
+
+    async def steps(pilot: Pilot[Any]) -> None:
+        await view(pilot, "8")
+        pilot.app.clear_notifications()
+
+    snapshot(snap_compare, store, steps, budget_per_day=0.05)

@@ -11,7 +11,7 @@ class NavBar(Static):
 
     def show_state(
         self,
-        views: list[tuple[str, str]],
+        views: list[tuple[str, str, str]],
         *,
         current: str,
         window: str,
@@ -19,19 +19,34 @@ class NavBar(Static):
         host: bool,
         load_ms: float | None,
     ) -> None:
-        """Redraw with the views (key, title), the current one, the window and the live state."""
-        line = Text()
-        for key, title in views:
-            style = "reverse bold" if title.lower() == current else ""
-            line.append(f" {key} {title} ", style=style)
-        line.append("  ")
-        line.append(f" {window} ", style="bold on dark_blue")
-        line.append(" ⏸ paused" if paused else " ● live", style="yellow" if paused else "green")
+        """Redraw with the views (key, title, short title), the current one, the window and the live state.
+
+        Nine titles do not fit 80 columns beside the window and the live state: the other views then show their
+        short titles, and on narrower terminals only their keys; the current view always shows its title."""
+        state = Text("  ")
+        state.append(f" {window} ", style="bold on dark_blue")
+        state.append(" ⏸ paused" if paused else " ● live", style="yellow" if paused else "green")
         if load_ms is not None:
-            line.append(f" {load_ms:.0f}ms", style="dim")
-        line.append("" if host else " (joined)", style="dim")
-        # at 80 columns the views, the window and the live state fit only without the name
+            state.append(f" {load_ms:.0f}ms", style="dim")
+        state.append("" if host else " (joined)", style="dim")
+        width = self.size.width or 10_000
+        for form in (
+            1,
+            2,
+            0,
+        ):  # the index of what a view other than the current one shows: title, short, none
+            line = Text()
+            for key, *titles in views:
+                if titles[0].lower() == current:
+                    line.append(f" {key} {titles[0]} ", style="reverse bold")
+                else:
+                    # short titles go without the trailing space: nine views then fit 80 columns with the state
+                    line.append({1: f" {key} {titles[0]} ", 2: f" {key} {titles[1]}", 0: f" {key} "}[form])
+            if len(line) + len(state) <= width:
+                break
+        line += state
+        # the name goes first when there is room for it
         brand = Text("obsdash ", style="bold")
-        if not self.size.width or len(brand) + len(line) <= self.size.width:
+        if len(brand) + len(line) <= width:
             line = brand + line
         self.update(line)
