@@ -156,6 +156,9 @@ class Providers:
         )
 
     def _build_metrics(self, writer: SpoolWriter, ctx: RecordContext) -> None:
+        # Registered before the reader exists, so it runs before the reader's own at-fork hook restarts its
+        # collection thread in the child: that thread must never see the parent's storage.
+        os.register_at_fork(after_in_child=self._reset_metrics_in_child)
         reader = PeriodicExportingMetricReader(
             SpoolMetricExporter(writer, ctx), export_interval_millis=METRIC_INTERVAL_MS
         )
@@ -163,6 +166,38 @@ class Providers:
         provider = MeterProvider(resource=self.resource, metric_readers=readers, shutdown_on_exit=False)
         metrics.set_meter_provider(provider)
         self.meter_provider = provider
+
+    def _reset_metrics_in_child(self) -> None:
+        """A forked child starts with empty metric storage and unheld locks.
+
+        The SDK (1.45) does not reset its metric storage at fork (open-telemetry/opentelemetry-python#4345, fix
+        proposed in PR #4767): a lock an aggregation or the reader held in another thread at fork time stays held
+        in the child, whose next `counter.add()` then waits forever (tests/apps/fork_storm.py: 13 hung children
+        in 120 forks, 0 with this reset). The copied storage also holds the parent's not yet exported deltas, which the
+        child would export a second time. So the child gets fresh storage (fresh locks inside) and a fresh
+        export lock, as PR #4767 does.
+        """
+        provider = self.meter_provider
+        if provider is None:
+            return
+        try:
+            from opentelemetry.sdk.metrics._internal.metric_reader_storage import MetricReaderStorage
+
+            consumer = provider._measurement_consumer
+            consumer._lock = threading.Lock()
+            consumer._reader_storages = {
+                reader: MetricReaderStorage(
+                    consumer._sdk_config,
+                    reader._instrument_class_temporality,  # type: ignore[arg-type]  # the SDK's own types differ
+                    reader._instrument_class_aggregation,  # type: ignore[arg-type]
+                )
+                for reader in consumer._reader_storages
+            }
+            for reader in consumer._reader_storages:
+                if hasattr(reader, "_export_lock"):
+                    reader._export_lock = threading.Lock()
+        except BaseException as exc:
+            internal_error("providers.fork", exc)
 
     def shutdown(self, timeout_s: float) -> None:
         """Final metric collection and provider shutdown, and OTLP's last batches beside them, within `timeout_s`."""
