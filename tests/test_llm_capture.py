@@ -5,7 +5,7 @@ to genai-prices per provider and one unknown (`shop-llm-1`), prompt-cache writes
 parsed from each response. The store must hold one GenAI instrumentor span per call, matched by response id, with
 provider, model and tokens equal to that; a stream without usage has no token numbers. With message capture off (the
 default) no prompt or reply text may reach the disk; with `OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true`
-it does (unscrubbed for now: scrubbing is issue 5).
+it does, scrubbed and cut to 4 KiB (tests/security/test_secrets.py).
 """
 
 from __future__ import annotations
@@ -191,7 +191,8 @@ def test_without_capture_no_prompt_or_reply_text_reaches_the_disk(default_run: R
 
 
 def test_with_capture_true_the_prompt_and_reply_are_recorded(tmp_path: Path, standin: str) -> None:
-    """The positive control of the test above; the text is stored as the app sent it (scrubbing is issue 5)."""
+    """The positive control of the test above; no secret in it, so the text is stored as sent (long prompts cut to
+    4 KiB, keeping both ends, where the markers are)."""
     captured = run_llm_app(tmp_path / "data", standin, **{CAPTURE: "true"})
     texts = _texts(captured)
     stored = _in_store(captured.data_dir, texts)

@@ -186,6 +186,25 @@ def test_llm_content_is_scrubbed_and_cut_to_its_cap_keeping_both_ends() -> None:
     assert attrs["gen_ai.usage.input_tokens"] == 10
 
 
+def test_llm_content_as_a_structured_log_event_is_scrubbed_and_cut_leaf_by_leaf() -> None:
+    """util-genai's EVENT_ONLY mode: the same attribute names on a log event, as lists of dicts, not JSON text."""
+    long_text = "tea " * 3000 + "sk-ant-api03-Zx8cV7bN6mQ5wE4rT3yU2iO1pA0sD9fG"
+    record = {
+        "body": None,
+        "attributes": {
+            "gen_ai.input.messages": [{"role": "user", "parts": [{"type": "text", "content": long_text}]}],
+            "gen_ai.usage.output_tokens": 7,
+        },
+    }
+    scrub.log(record)
+    (message,) = record["attributes"]["gen_ai.input.messages"]
+    content = message["parts"][0]["content"]
+    assert message["role"] == "user"
+    assert content.endswith("tea [REDACTED:anthropic_key]") and "…[truncated " in content
+    assert len(content) < scrub.CONTENT_CAP + 50
+    assert record["attributes"]["gen_ai.usage.output_tokens"] == 7
+
+
 def test_any_string_is_cut_at_the_generic_cap() -> None:
     huge = "x" * (1024 * 1024)
     cut = scrub.text(huge)
