@@ -119,6 +119,14 @@ def build_parser() -> argparse.ArgumentParser:
     _report_arguments(report)
     _budget_option(report)
 
+    export = commands.add_parser(
+        "export",
+        parents=[common],
+        help="write the stored telemetry as Parquet or OTLP/JSON files, or send it to an OTLP endpoint",
+        epilog="exit status: 0 done; 1 the OTLP endpoint refused records; 2 error",
+    )
+    _export_arguments(export)
+
     diff = commands.add_parser(
         "diff", parents=[common], help="compare two runs route by route, regressions marked"
     )
@@ -224,6 +232,18 @@ def _run_tail(args: argparse.Namespace) -> int:
     return run_tail(args)
 
 
+def _export_arguments(command: argparse.ArgumentParser) -> None:
+    from obsdash.export.command import add_arguments
+
+    add_arguments(command)
+
+
+def _run_export(args: argparse.Namespace) -> int:
+    from obsdash.export.command import run_export
+
+    return run_export(args)
+
+
 def _run_report(args: argparse.Namespace) -> int:
     from obsdash.report.command import run_report
 
@@ -246,6 +266,7 @@ HANDLERS = {
     "serve": _run_serve,
     "tail": _run_tail,
     "report": _run_report,
+    "export": _run_export,
     "diff": _run_diff,
 }
 

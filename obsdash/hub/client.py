@@ -35,6 +35,8 @@ class StoreBackend(Protocol):
 
     def stats(self) -> dict[str, Any]: ...
 
+    def export_parquet(self, out_dir: str, run_id: str | None, since: str | None) -> dict[str, int]: ...
+
     def close(self) -> None: ...
 
 
@@ -57,6 +59,9 @@ class LocalBackend:
 
     def stats(self) -> dict[str, Any]:
         return self.hub.stats()
+
+    def export_parquet(self, out_dir: str, run_id: str | None, since: str | None) -> dict[str, int]:
+        return self.hub.export_parquet(out_dir, run_id, since)
 
     def close(self) -> None:
         self.hub.close()
@@ -89,6 +94,10 @@ class RemoteBackend:
 
     def stats(self) -> dict[str, Any]:
         return self._call({"op": "stats"})
+
+    def export_parquet(self, out_dir: str, run_id: str | None, since: str | None) -> dict[str, int]:
+        request = {"op": "export_parquet", "out_dir": out_dir, "run_id": run_id, "since": since}
+        return dict(self._call(request)["tables"])
 
     def close(self) -> None:
         self._sock.close()
@@ -135,6 +144,11 @@ class Store:
     def stats(self) -> dict[str, Any]:
         """The hub's own figures (pid, watermark)."""
         return self._retrying(lambda b: b.stats())  # type: ignore[no-any-return]
+
+    def export_parquet(self, out_dir: str, run_id: str | None = None, since: str | None = None) -> dict[str, int]:
+        """Have the hub write the selected rows of every table as Parquet files into `out_dir` (an absolute path
+        to an existing directory; `since` an ISO time, naive UTC); rows written per table."""
+        return self._retrying(lambda b: b.export_parquet(out_dir, run_id, since))  # type: ignore[no-any-return]
 
     def close(self) -> None:
         """Leave the hub (or stop hosting it)."""

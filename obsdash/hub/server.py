@@ -106,6 +106,25 @@ class Hub:
             timer.cancel()
             cursor.close()
 
+    def export_parquet(self, out_dir: str, run_id: str | None, since: str | None) -> dict[str, int]:
+        """`obsdash export --format parquet`: the selected rows of every table into `out_dir` (obsdash/export)."""
+        from datetime import datetime
+
+        from obsdash.export.parquet import copy_tables
+        from obsdash.store.queries.export import Selection
+
+        self.sync()
+        cursor = self.conn.cursor()
+        try:
+            selection = Selection(run_id, datetime.fromisoformat(since) if since else None)
+            return copy_tables(cursor, self.data_dir.root, Path(out_dir), selection)
+        except duckdb.Error as exc:
+            raise ObsdashError(f"export failed: {first_line(exc)}") from None
+        except OSError as exc:
+            raise ObsdashError(f"cannot write to {out_dir}: {exc.strerror or exc}") from None
+        finally:
+            cursor.close()
+
     def stats(self) -> dict[str, Any]:
         """What the hub knows about itself."""
         return {"pid": os.getpid(), "watermark": self.watermark, "data_dir": str(self.data_dir.root)}
@@ -171,6 +190,11 @@ class Hub:
                 }
             if op == "stats":
                 return {"ok": True, **self.stats()}
+            if op == "export_parquet":
+                tables = self.export_parquet(
+                    str(request["out_dir"]), request.get("run_id"), request.get("since")
+                )
+                return {"ok": True, "tables": tables}
             if op == "query":
                 result = self.query(
                     str(request["sql"]),
