@@ -30,6 +30,7 @@ from obsdash.errors import ObsdashError
 from obsdash.otlp import decode
 from obsdash.otlp.records import Batch, Converter
 from obsdash.otlp.segments import SegmentWriter
+from obsdash.otlp.values import Rejected
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP default port
@@ -140,7 +141,10 @@ class Intake:
                 request = decode.parse(signal, body, content_type)
             except decode.BadRequest as exc:
                 raise _HttpError(400, str(exc)) from None
-            batch = self.converter.convert(signal, request)
+            try:
+                batch = self.converter.convert(signal, request)
+            except Rejected as exc:  # the request's own structure (OTLP/JSON): not one record
+                raise _HttpError(400, f"not a valid OTLP/JSON request: {exc}") from None
             self._store(batch, gzipped)
         finally:
             self._slots.release()

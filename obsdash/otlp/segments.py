@@ -26,12 +26,12 @@ class SegmentWriter:
         self._lock = threading.Lock()
 
     def write(self, kind: str, lines: list[bytes]) -> None:
-        """One segment holding `lines` (JSON objects without newline); nothing when there are none."""
+        """One segment holding `lines` (JSON objects, each ending in a newline); nothing when there are none."""
         if kind not in KINDS:
             raise ValueError(f"not a spool kind: {kind}")
         if not lines:
             return
-        data = b"\n".join(lines) + b"\n"
+        data = b"".join(lines)
         with self._lock:
             seq = next(self._seq)
         name = f"{kind}-{time.time_ns():020d}-{os.getpid()}-{seq:06d}{SEGMENT_SUFFIX}"
