@@ -275,3 +275,16 @@ def test_a_failing_scrubber_drops_records_and_the_app_does_not_notice(tmp_path: 
     start = query(data_dir, "SELECT command, details->'argv' AS argv FROM run_events WHERE event = 'start'")
     assert start == [{"command": "[REDACTED:scrub_error]", "argv": '["[REDACTED:scrub_error]"]'}]
     assert leaks_on_disk(data_dir) == {}
+
+
+# -- start-up stays light ------------------------------------------------------------------------------------
+@pytest.mark.parametrize(("args", "loaded"), [((), False), (("--token", "abc"), True)])
+def test_the_scrubber_loads_at_start_up_only_for_a_command_that_may_hold_a_secret(
+    tmp_path: Path, args: tuple[str, ...], loaded: bool
+) -> None:
+    """`re` plus scrub.py cost ~8 ms to import here: `python -m probe` must not pay it (P1), `--token abc` must.
+    (`-m`: a script's path, which the command line holds, could contain a word the gate looks for.)"""
+    (tmp_path / "probe.py").write_text("import sys\nprint('obsdash_instrumenters.scrub' in sys.modules)\n")
+    command = wrapped(tmp_path / "data", sys.executable, "-m", "probe", *args)
+    result = run(command, env=child_env(PYTHONPATH=str(tmp_path)))
+    assert (result.returncode, result.stdout) == (0, f"{loaded}\n"), result.stderr
