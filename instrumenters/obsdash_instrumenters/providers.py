@@ -32,7 +32,7 @@ from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
 
 from obsdash_instrumenters import otlp_config
 from obsdash_instrumenters.context import RecordContext
-from obsdash_instrumenters.encode import encode_log, encode_metrics, encode_span
+from obsdash_instrumenters.encode import RecordDropped, encode_log, encode_metrics, encode_span
 from obsdash_instrumenters.safety import fault, internal_error
 from obsdash_instrumenters.spool import SpoolWriter
 
@@ -50,6 +50,8 @@ class SpoolSpanProcessor(SpanProcessor):
         try:
             fault("exporter")  # R2: tests/reliability/test_faults.py
             self._writer.put("spans", encode_span(span, self._ctx))
+        except RecordDropped:
+            pass  # the scrubber failed on it: dropped and counted already (scrub_error)
         except BaseException as exc:
             dropped = self._writer.dropped  # the span is lost: count it
             dropped["export_error"] = dropped.get("export_error", 0) + 1
