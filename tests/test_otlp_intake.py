@@ -591,6 +591,39 @@ def test_json_and_protobuf_make_the_same_records(signal: str, make: Any, expecte
     assert from_json.lines == from_protobuf.lines
 
 
+def test_cumulative_to_delta_rules() -> None:
+    """delta.py on a counter's life: first point after the intake started, increments, a retry, a restart of the
+    sender (new start time), a count that went down, and a series forgotten at the cap."""
+    from obsdash.otlp.delta import DeltaConverter
+
+    convert = DeltaConverter(started_ns=100, max_series=2).convert
+
+    def point(value: int, at: int, start: int = 150) -> dict[str, Any]:
+        return {"time_ns": at, "start_ns": start, "value": value}
+
+    assert convert(b"a", point(4, 200)) == point(4, 200)  # began after the intake: all of it is new
+    assert convert(b"a", point(10, 300)) == {"time_ns": 300, "start_ns": 200, "value": 6}
+    assert convert(b"a", point(10, 300)) is None  # a retry of the same export
+    assert convert(b"a", point(3, 400, start=350)) == point(3, 400, start=350)  # the sender restarted
+    assert convert(b"a", point(1, 500, start=350)) == point(1, 500, start=350)  # went down: a reset too
+    assert convert(b"old", point(50, 200, start=10)) is None  # began before the intake: a baseline only
+    assert convert(b"old", point(70, 300, start=10))["value"] == 20
+    convert(b"c", point(1, 200))  # a third series: "a" (least recently updated) is forgotten
+    assert convert(b"a", point(9, 600, start=50)) is None  # seen anew, and began before the intake
+    histogram = {"time_ns": 200, "start_ns": 150, "count": 2, "sum": 3.0, "min": 1.0, "max": 2.0}
+    histogram |= {"bucket_counts": [1, 1], "explicit_bounds": [1.5]}
+    assert convert(b"h", histogram) == histogram
+    later = histogram | {"time_ns": 300, "count": 5, "sum": 10.0, "max": 4.0, "bucket_counts": [2, 3]}
+    assert convert(b"h", later) == later | {
+        "start_ns": 200,
+        "count": 3,
+        "sum": 7.0,
+        "min": None,
+        "max": None,
+        "bucket_counts": [1, 2],
+    }
+
+
 # -- S4: caps and bad input -----------------------------------------------------------------------------------
 def test_body_over_the_cap_is_refused_unread_and_others_still_land(served: Served) -> None:
     with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
@@ -646,8 +679,14 @@ def test_gzip_bomb_is_cut_off_while_inflating(served: Served) -> None:
     status, content_type, answer = post(served.port, "/v1/logs", bomb, **{"Content-Encoding": "gzip"})
     assert (status, content_type) == (413, PROTOBUF)
     assert b"inflates to more than" in answer  # a google.rpc.Status saying why
-    # Inflating it would take 1 GiB; the cut-off is at 64 MiB (plus one step and the parser's working space).
-    assert peak_rss_mb(served.proc.pid) - before < 200
+    # Inflating it would take 1 GiB; the cut-off is at 32 MiB (plus one 1 MiB step).
+    assert peak_rss_mb(served.proc.pid) - before < 100
+    # JSON is cut at 16 MiB inflated (it costs ~9x its size as Python objects)
+    padded = b'{"resourceSpans": [], "padding": "' + b"x" * (17 * MIB) + b'"}'
+    status, content_type, _ = post(
+        served.port, "/v1/traces", gzip.compress(padded), JSON, **{"Content-Encoding": "gzip"}
+    )
+    assert (status, content_type) == (413, JSON)
     send_spans(served.port, "after-bomb", ["still serving"])
     assert scalar(served.data_dir, "SELECT count(*) FROM spans WHERE service_name = 'after-bomb'") == 1
 

@@ -46,7 +46,7 @@ class BadRequest(ValueError):
     """The body is not a valid OTLP request of the declared type."""
 
 
-def parse(signal: str, body: bytes, content_type: str) -> Any:
+def parse(signal: str, body: bytes | bytearray, content_type: str) -> Any:
     """The OTLP request in `body` (`signal`: traces, metrics or logs; `content_type`: PROTOBUF or JSON)."""
     message = REQUESTS[signal]()
     if content_type == PROTOBUF:

@@ -17,6 +17,12 @@ counters (non-monotonic sums) and gauges are levels, not increments: they are no
 
 Memory is bounded: at most MAX_SERIES series are remembered (least recently updated forgotten first); a forgotten
 series starts again with a baseline point, which loses one interval.
+
+Cost, measured on 10k-point requests (interleaved, median of 7): 9.1 µs per cumulative point against 5.8 µs for
+the same points sent as delta (the series key is one orjson dump of resource, scope, name and attributes).
+Chosen over storing cumulative points as they come and differencing at query time: every dashboard query and
+`report` would need a window function per series, and a sum over a window would be wrong for any reader that
+does not know (docs/architecture.md 8.1 a).
 """
 
 from __future__ import annotations
@@ -25,8 +31,9 @@ import threading
 from collections import OrderedDict
 from typing import Any
 
-MAX_SERIES = 50_000
-"""~30 MB of state at worst; a high-cardinality sender loses one interval per forgotten series, not memory."""
+MAX_SERIES = 20_000
+"""~20-30 MB of state at worst (a 16-bucket histogram series holds ~0.9-1.5 kB, measured with tracemalloc); a
+sender with more series loses one interval per forgotten series, not memory."""
 
 
 class DeltaConverter:

@@ -11,9 +11,18 @@ spool cannot be written (senders retry it). One request is decoded in full or no
 costs the records of another.
 
 Caps (S4), each checked before the memory is spent: the body (`Content-Length`, MAX_BODY) is refused before it
-is read; a gzip body is inflated in steps of INFLATE_STEP and cut off as soon as it passes MAX_INFLATED, so a gzip
-bomb costs at most that much memory, never its full size; at most MAX_CONCURRENT requests are decoded at once
-(the others wait for a slot, then get 503); a connection idle or trickling for SOCKET_TIMEOUT_S is dropped.
+is read; a gzip body is inflated in steps of INFLATE_STEP and cut off as soon as it passes MAX_INFLATED (MAX_JSON
+for JSON), so a gzip bomb costs at most that much memory, never its full size; one request is decoded at a time
+(the others wait up to SLOT_WAIT_S for their turn, then get 503); a connection idle or trickling for
+SOCKET_TIMEOUT_S is dropped.
+
+Why these sizes (peak RSS added by one request, measured in a fresh process): protobuf costs ~4.5x its inflated
+size (15.9 MiB of spans +56 MB; 63.7 MiB +288 MB: upb's parsed message alone was +223 MB), OTLP/JSON ~9x as
+Python objects (15.4 MiB +135 MB; 61.6 MiB +602 MB). The intake can run inside the TUI (P7: ≤ 300 MB), so the
+inflated caps are 32 MiB for protobuf and 16 MiB for JSON (the OpenTelemetry Collector's own default is 20 MiB,
+decompressed included) and requests are decoded one at a time: decoding is CPU-bound Python under the GIL, so a
+second at once would double the memory without adding throughput. SDK exporters send far less (512 spans, a few
+hundred KB, per request).
 """
 
 from __future__ import annotations
@@ -28,17 +37,18 @@ from typing import Any
 from obsdash.datadir import DataDir
 from obsdash.errors import ObsdashError
 from obsdash.otlp import decode
-from obsdash.otlp.records import Batch, Converter
+from obsdash.otlp.records import SPOOL_KINDS, Batch, Converter
 from obsdash.otlp.segments import SegmentWriter
 from obsdash.otlp.values import Rejected
 
 HOST = "127.0.0.1"
 DEFAULT_PORT = 4318  # the OTLP/HTTP default port
 MAX_BODY = 16 * 1024 * 1024
-MAX_INFLATED = 64 * 1024 * 1024
+MAX_INFLATED = 32 * 1024 * 1024
+MAX_JSON = 16 * 1024 * 1024
 INFLATE_STEP = 1024 * 1024
 FEED = 64 * 1024
-MAX_CONCURRENT = 2
+MAX_CONCURRENT = 1
 SLOT_WAIT_S = 10.0
 SOCKET_TIMEOUT_S = 30.0
 SIGNALS = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
@@ -52,6 +62,7 @@ class Limits:
 
     max_body: int = MAX_BODY
     max_inflated: int = MAX_INFLATED
+    max_json: int = MAX_JSON
     max_concurrent: int = MAX_CONCURRENT
 
 
@@ -130,33 +141,41 @@ class Intake:
         self._server.server_close()
 
     # -- one request, on a server thread --------------------------------------------------------------------
-    def handle(self, signal: str, content_type: str, body: bytes, gzipped: bool) -> tuple[int, bytes]:
+    def handle(
+        self, signal: str, content_type: str, body: bytes | bytearray, gzipped: bool
+    ) -> tuple[int, bytes]:
         """Decode, convert and store one request; the HTTP status and the response body."""
         if not self._slots.acquire(timeout=SLOT_WAIT_S):
             raise _HttpError(503, "too many requests at once; retry", _UNAVAILABLE)
         try:
+            limit = self.limits.max_json if content_type == decode.JSON else self.limits.max_inflated
             if gzipped:
-                body = inflate(body, self.limits.max_inflated)
+                body = inflate(body, limit)
+            elif len(body) > limit:
+                raise _HttpError(413, f"the body is over {limit} bytes", _RESOURCE_EXHAUSTED)
             try:
                 request = decode.parse(signal, body, content_type)
             except decode.BadRequest as exc:
                 raise _HttpError(400, str(exc)) from None
             try:
-                batch = self.converter.convert(signal, request)
-            except Rejected as exc:  # the request's own structure (OTLP/JSON): not one record
-                raise _HttpError(400, f"not a valid OTLP/JSON request: {exc}") from None
-            self._store(batch, gzipped)
+                with self.writer.open(SPOOL_KINDS[signal]) as segment:  # removed unless committed
+                    try:
+                        batch = self.converter.convert(signal, request, segment)
+                    except Rejected as exc:  # the request's own structure (OTLP/JSON): not one record
+                        raise _HttpError(400, f"not a valid OTLP/JSON request: {exc}") from None
+                    self.writer.write("runs", batch.runs)
+                    self.converter.runs_written(batch)
+                    segment.commit()
+            except OSError as exc:
+                raise _HttpError(
+                    503, f"cannot write the spool: {exc.strerror or exc}", _UNAVAILABLE
+                ) from None
+            self._count_stored(batch, gzipped)
         finally:
             self._slots.release()
         return 200, decode.encode(self._response(signal, batch), content_type)
 
-    def _store(self, batch: Batch, gzipped: bool) -> None:
-        try:
-            self.writer.write("runs", batch.runs)
-            self.converter.runs_written(batch)
-            self.writer.write(batch.kind, batch.lines)
-        except OSError as exc:
-            raise _HttpError(503, f"cannot write the spool: {exc.strerror or exc}", _UNAVAILABLE) from None
+    def _count_stored(self, batch: Batch, gzipped: bool) -> None:
         with self._stats_lock:
             for kind, n in (("runs", len(batch.runs)), (batch.kind, len(batch.lines))):
                 self.stats.records[kind] = self.stats.records.get(kind, 0) + n
@@ -178,7 +197,7 @@ class Intake:
             self.stats.requests[status] = self.stats.requests.get(status, 0) + 1
 
 
-def inflate(body: bytes, limit: int) -> bytes:
+def inflate(body: bytes | bytearray, limit: int) -> bytearray:
     """A gzip body, inflated in steps and abandoned as soon as it passes `limit` (413): memory stays bounded by
     the limit, whatever the compression ratio. Input is fed in FEED-sized slices (zlib copies what it has not
     consumed at each step). Concatenated gzip members are read as one stream, as gunzip does."""
@@ -201,7 +220,7 @@ def inflate(body: bytes, limit: int) -> bytes:
         raise _HttpError(400, f"not a valid gzip body: {exc}") from None
     if not inflater.eof:
         raise _HttpError(400, "the gzip body is truncated")
-    return bytes(out)
+    return out  # not bytes(out): that copy was 64 MiB more at the peak
 
 
 class _Server(http.server.ThreadingHTTPServer):

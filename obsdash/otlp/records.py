@@ -29,7 +29,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import orjson
 from obsdash_instrumenters import scrub
@@ -49,6 +49,7 @@ from obsdash.otlp.values import (
 )
 
 UNKNOWN_SERVICE = "unknown_service"
+SPOOL_KINDS = {"traces": "spans", "logs": "logs", "metrics": "metrics"}
 SPAN_KINDS = {
     2: "SERVER",
     3: "CLIENT",
@@ -62,12 +63,21 @@ _NO_RECORDED_VALUE = 1
 _MAX_RUN_ID = 128
 
 
+class Lines(Protocol):
+    """A list of lines, or a segment file taking them as they come."""
+
+    def append(self, line: bytes, /) -> None: ...
+
+    def __len__(self) -> int: ...
+
+
 @dataclass
 class Batch:
     """What one request became: spool lines of its kind, run records, and what was rejected and why."""
 
     kind: str
-    lines: list[bytes] = field(default_factory=list)
+    lines: Lines = field(default_factory=list[bytes])
+    """Where the lines go: a list, or the segment file being written (segments.PendingSegment)."""
     runs: list[bytes] = field(default_factory=list)
     rejected: int = 0
     error: str | None = None
@@ -113,6 +123,10 @@ class Origin:
             raise Rejected(f"cannot be encoded: {exc}") from None
 
 
+def _or_list(lines: Lines | None) -> Lines:
+    return list[bytes]() if lines is None else lines
+
+
 def _slug(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text)[:64] or "_"
 
@@ -127,14 +141,14 @@ class Converter:
         self._runs_rooted: set[str] = set()
         self._lock = threading.Lock()
 
-    def convert(self, signal: str, request: Any) -> Batch:
-        """The spool lines for one request (`signal`: traces, metrics or logs)."""
+    def convert(self, signal: str, request: Any, lines: Lines | None = None) -> Batch:
+        """The spool lines for one request (`signal`: traces, metrics or logs), into `lines` (default: a list)."""
         day = time.strftime("%Y%m%d")
         if signal == "traces":
-            return self._records(Batch("spans"), request.resource_spans, day)
+            return self._records(Batch("spans", _or_list(lines)), request.resource_spans, day)
         if signal == "logs":
-            return self._records(Batch("logs"), request.resource_logs, day)
-        batch = Batch("metrics")
+            return self._records(Batch("logs", _or_list(lines)), request.resource_logs, day)
+        batch = Batch("metrics", _or_list(lines))
         for group in request.resource_metrics:
             origin = self._origin(group.resource, day, batch)
             for scope_group in group.scope_metrics:
