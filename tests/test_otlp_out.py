@@ -374,3 +374,23 @@ def test_export_flag_errors_are_one_line(shop: Shop, tmp_path: Path) -> None:
         result = export(shop.store, *args)
         assert result.returncode == 2, result
         assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+
+
+def test_a_failing_otlp_path_costs_only_the_collector_its_copy(tmp_path: Path) -> None:
+    """R2: the OTLP conversion or exporter raising (fault point `otlp`) never reaches the app or the store."""
+    server, sink = start_sink()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        env = child_env(OBSDASH_FAULTS="otlp", **PATIENT)
+        env.pop("OBSDASH_STRICT")
+        wrapped = run(wrap_otlp(tmp_path / "G", url, sys.executable, APP, "2"), env=env)
+    finally:
+        server.shutdown()
+    bare = run([sys.executable, APP, "2"])
+    assert (wrapped.returncode, wrapped.stdout, wrapped.stderr) == (bare.returncode, bare.stdout, bare.stderr)
+    assert sink.spans == [] and sink.logs == [] and sink.metrics == []
+    assert query(tmp_path / "G", "SELECT count(*) AS n FROM spans")[0]["n"] == 2 + 2 * 2 + 1
+    errors = query(
+        tmp_path / "G", "SELECT details->>'internal_errors' AS e FROM run_events WHERE event = 'end'"
+    )
+    assert {"otlp.traces", "otlp.logs", "otlp.metrics"} <= set(json.loads(errors[0]["e"]))

@@ -42,7 +42,7 @@ from opentelemetry.sdk.resources import Resource
 
 from obsdash_instrumenters import otlp_records
 from obsdash_instrumenters.otlp_config import exporter_path
-from obsdash_instrumenters.safety import internal_error
+from obsdash_instrumenters.safety import fault, internal_error
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -169,6 +169,7 @@ class LineQueue:
 
     def _send(self, lines: list[bytes]) -> None:
         try:
+            fault("otlp")  # R2: tests/test_otlp_out.py
             if self._exporter is None:
                 self._exporter = new_exporter(self.signal, self._protocol)
             items = [self._convert(orjson.loads(line), self._resources) for line in lines]
@@ -213,6 +214,7 @@ class ScrubbingMetricExporter(MetricExporter):
     ) -> MetricExportResult:
         _exporting.active = True
         try:
+            fault("otlp")
             data = self._scrub(metrics_data)
             result = self._inner.export(data, timeout_millis=timeout_millis)
             ok = result == MetricExportResult.SUCCESS
@@ -292,7 +294,10 @@ class OtlpExport:
         converters = {"traces": ("spans", otlp_records.span), "logs": ("logs", otlp_records.log)}
         for signal, (kind, convert) in converters.items():
             if signal in signals:
-                self.queues[kind] = LineQueue(signal, signals[signal], convert)
+                try:  # each signal on its own: one exporter failing to load leaves the others
+                    self.queues[kind] = LineQueue(signal, signals[signal], convert)
+                except BaseException as exc:
+                    internal_error(f"otlp.{signal}.start", exc)
         self.reader: PeriodicExportingMetricReader | None = None
         quiet_loggers()
 
@@ -322,8 +327,12 @@ class OtlpExport:
         protocol = self.signals.get("metrics")
         if protocol is None:
             return []
-        exporter = ScrubbingMetricExporter(new_exporter("metrics", protocol), self.ctx)
-        self.reader = PeriodicExportingMetricReader(exporter)  # OTEL_METRIC_EXPORT_INTERVAL, default 60 s
+        try:  # a failure here must not cost the spool its metrics (they share the meter provider)
+            exporter = ScrubbingMetricExporter(new_exporter("metrics", protocol), self.ctx)
+            self.reader = PeriodicExportingMetricReader(exporter)  # OTEL_METRIC_EXPORT_INTERVAL, default 60 s
+        except BaseException as exc:
+            internal_error("otlp.metrics.start", exc)
+            return []
         return [self.reader]
 
     def shutdown(self, deadline: float) -> None:

@@ -59,7 +59,10 @@ class Resources:
     def of(self, record: Mapping[str, Any]) -> Resource:
         """The resource a record carries; `service.name` from the record when the resource lacks it."""
         raw = record.get("resource")
-        key = raw.encode() if isinstance(raw, str) else orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
+        if isinstance(raw, (str, bytes)):  # JSON text: from the store, or cut from a spool line (split_line)
+            key = raw.encode() if isinstance(raw, str) else raw
+        else:
+            key = orjson.dumps(raw, option=orjson.OPT_SORT_KEYS)
         found = self._cache.get(key)
         if found is None:
             attrs = attributes(raw)
