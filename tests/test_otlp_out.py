@@ -374,6 +374,29 @@ def test_export_flag_errors_are_one_line(shop: Shop, tmp_path: Path) -> None:
         result = export(shop.store, *args)
         assert result.returncode == 2, result
         assert len(result.stderr.splitlines()) == 1 and message in result.stderr, result.stderr
+    without_exporter = (
+        "import sys; sys.modules['opentelemetry.exporter.otlp.proto.http'] = None\n"
+        "from obsdash.cli import main; sys.exit(main(sys.argv[1:]))"
+    )
+    out = tmp_path / "never"
+    result = run(
+        [
+            sys.executable,
+            "-c",
+            without_exporter,
+            "export",
+            "--data-dir",
+            str(shop.store),
+            "--format",
+            "otlp-json",
+            "--out",
+            str(out),
+        ]
+    )
+    assert result.returncode == 2 and result.stderr.splitlines() == [
+        "obsdash: OTLP export needs opentelemetry-exporter-otlp-proto-http (pip install 'obsdash[otlp]')"
+    ]
+    assert not out.exists()
 
 
 def test_a_failing_otlp_path_costs_only_the_collector_its_copy(tmp_path: Path) -> None:
