@@ -14,6 +14,7 @@ import gzip
 import http.client
 import json
 import os
+import select
 import signal
 import socket
 import struct
@@ -757,11 +758,19 @@ def test_listens_on_127_0_0_1_only(served: Served) -> None:
 @pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
 def test_serve_stops_cleanly_on_signal(data_dir: Path, sig: int) -> None:
     server = start_serve(data_dir)
-    send_spans(server.port, "signal-test", ["one", "two"])
+    spans = [json_span(name, os.urandom(16).hex(), os.urandom(8).hex()) for name in ("one", "two")]
+    spans.append(json_span("bad", os.urandom(16).hex(), "xyz"))
+    body = gzip.compress(json.dumps(spans_request("signal-test", spans)).encode())
+    assert post(server.port, "/v1/traces", body, JSON, **{"Content-Encoding": "gzip"})[0] == 200
     status, err = server.stop(sig)
     assert status == 0, err
     assert "Traceback" not in err
-    assert "OTLP intake: 1 requests (1×200; 0 gzip); records stored: 2 spans; 0 rejected" in err
+    # the sender's exporter may ignore partial_success: serve says it
+    assert "OTLP intake: 1 records rejected so far; latest: spanId is not hex: 'xyz'" in err
+    assert (
+        "OTLP intake: 1 requests (1×200; 1 gzip); records stored: 2 spans; 1 rejected "
+        "(latest: spanId is not hex: 'xyz')\n"
+    ) in err
     assert scalar(data_dir, "SELECT count(*) FROM spans WHERE service_name = 'signal-test'") == 2
 
 
@@ -777,6 +786,43 @@ def test_port_in_use_is_one_line(data_dir: Path) -> None:
             assert result.returncode != 0
             assert result.stderr.count("\n") == 1, result.stderr
             assert f"127.0.0.1:{port}" in result.stderr and "in use" in result.stderr
+
+
+def test_tui_hosts_the_intake_while_it_runs(data_dir: Path) -> None:
+    """`obsdash tui --otlp` in a terminal (a pty): what arrives meanwhile is stored, and quitting closes the port."""
+    import pty
+
+    port = free_port()
+    main, child = pty.openpty()
+    tui = subprocess.Popen(
+        obsdash_cmd("tui", "--otlp", "--otlp-port", str(port), "--data-dir", str(data_dir)),
+        stdin=child,
+        stdout=child,
+        stderr=child,
+        env=child_env(TERM="xterm-256color", COLUMNS="100", LINES="30"),
+        close_fds=True,
+    )
+    os.close(child)
+    try:
+        wait_for_port(port)
+        send_spans(port, "beside-the-tui", ["seen"])
+        assert scalar(data_dir, "SELECT count(*) FROM spans WHERE service_name = 'beside-the-tui'") == 1
+        os.write(main, b"q")
+        deadline = time.monotonic() + 30
+        while tui.poll() is None and time.monotonic() < deadline:
+            if select.select([main], [], [], 0.2)[0]:
+                try:  # keep the terminal drained so the TUI never blocks on a full pty
+                    os.read(main, 65536)
+                except OSError:
+                    break
+        assert tui.wait(timeout=30) == 0
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0
+    finally:
+        if tui.poll() is None:
+            tui.kill()
+            tui.wait()
+        os.close(main)
 
 
 HOST = (

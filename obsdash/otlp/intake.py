@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import errno
 import http.server
+import logging
 import threading
+import time
 import zlib
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,9 +53,12 @@ FEED = 64 * 1024
 MAX_CONCURRENT = 1
 SLOT_WAIT_S = 10.0
 SOCKET_TIMEOUT_S = 30.0
+WARN_EVERY_S = 10.0
 SIGNALS = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
 _PARTIAL = {"traces": "rejected_spans", "metrics": "rejected_data_points", "logs": "rejected_log_records"}
 _INVALID_ARGUMENT, _RESOURCE_EXHAUSTED, _UNAVAILABLE = 3, 8, 14  # google.rpc.Code
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -110,6 +115,7 @@ class Intake:
         self.stats = IntakeStats()
         self._stats_lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(self.limits.max_concurrent)
+        self._next_warning = 0.0
         try:
             self._server = _Server((HOST, port), _Handler, self)
         except OSError as exc:
@@ -182,6 +188,15 @@ class Intake:
             self.stats.rejected += batch.rejected
             self.stats.last_rejection = batch.error or self.stats.last_rejection
             self.stats.gzipped += gzipped
+            if batch.rejected and time.monotonic() >= self._next_warning:
+                # Senders rarely show partial_success (the Python exporter ignores it): say it here, at most
+                # once per WARN_EVERY_S, with the running total.
+                self._next_warning = time.monotonic() + WARN_EVERY_S
+                log.warning(
+                    "obsdash: OTLP intake: %d records rejected so far; latest: %s",
+                    self.stats.rejected,
+                    batch.error,
+                )
 
     @staticmethod
     def _response(signal: str, batch: Batch) -> Any:
