@@ -28,6 +28,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, given, settings
+from hypothesis import strategies as st
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
     ExportLogsServiceRequest,
     ExportLogsServiceResponse,
@@ -404,9 +406,7 @@ def test_hand_written_otlp_json(served: Served) -> None:
 # -- partial success ------------------------------------------------------------------------------------------
 def test_one_bad_record_is_rejected_and_the_rest_kept(served: Served) -> None:
     good = [json_span(f"good {i}", os.urandom(16).hex(), os.urandom(8).hex()) for i in range(2)]
-    deep: dict[str, Any] = {"stringValue": "bottom"}
-    for _ in range(40):
-        deep = {"arrayValue": {"values": [deep]}}
+    deep = _nested(40)
     bad = [
         json_span("bad id", "not-hex-at-all", os.urandom(8).hex()),
         json_span("bad time", os.urandom(16).hex(), os.urandom(8).hex(), startTimeUnixNano="soon"),
@@ -623,6 +623,107 @@ def test_cumulative_to_delta_rules() -> None:
         "max": None,
         "bucket_counts": [1, 2],
     }
+
+
+def _nested(depth: int) -> dict[str, Any]:
+    value: dict[str, Any] = {"stringValue": "bottom"}
+    for _ in range(depth):
+        value = {"arrayValue": {"values": [value]}}
+    return value
+
+
+_JUNK = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False, allow_infinity=False),  # JSON has neither
+    st.text(max_size=40),
+    st.lists(st.integers(), max_size=3),
+    st.dictionaries(st.text(max_size=5), st.integers(), max_size=2),
+)
+_LEAF = st.one_of(
+    st.builds(lambda v: {"stringValue": v}, st.text(max_size=20)),
+    st.builds(lambda v: {"intValue": str(v)}, st.integers(min_value=-(2**63), max_value=2**63 - 1)),
+    st.builds(
+        lambda v: {"doubleValue": v},
+        st.one_of(st.floats(allow_nan=False, allow_infinity=False), st.just("NaN")),
+    ),
+    st.builds(lambda v: {"boolValue": v}, st.booleans()),
+    st.builds(lambda v: {"bytesValue": base64.b64encode(v).decode()}, st.binary(max_size=8)),
+)
+_ANY_VALUE = st.recursive(
+    _LEAF,
+    lambda inner: st.one_of(
+        st.builds(lambda vs: {"arrayValue": {"values": vs}}, st.lists(inner, max_size=3)),
+        st.builds(
+            lambda vs: {"kvlistValue": {"values": [{"key": f"k{i}", "value": v} for i, v in enumerate(vs)]}},
+            st.lists(inner, max_size=3),
+        ),
+    ),
+    max_leaves=8,
+)
+
+
+@st.composite
+def _valid_span(draw: Any) -> dict[str, Any]:
+    start = draw(st.integers(min_value=1, max_value=2**62))
+    return {
+        "traceId": draw(st.binary(min_size=16, max_size=16).filter(any)).hex(),
+        "spanId": draw(st.binary(min_size=8, max_size=8).filter(any)).hex(),
+        "parentSpanId": draw(st.sampled_from(["", os.urandom(8).hex()])),
+        "name": draw(st.text(max_size=10)),
+        "kind": draw(st.integers(min_value=0, max_value=6)),
+        "flags": draw(st.sampled_from([0, 0x100, 0x300])),
+        "startTimeUnixNano": str(start),
+        "endTimeUnixNano": str(start + draw(st.integers(min_value=0, max_value=10**12))),
+        "attributes": draw(
+            st.lists(st.fixed_dictionaries({"key": st.text(max_size=8), "value": _ANY_VALUE}), max_size=4)
+        ),
+        "status": {"code": draw(st.integers(min_value=0, max_value=3)), "message": draw(st.text(max_size=5))},
+        "events": [{"name": "e", "timeUnixNano": str(start)}],
+    }
+
+
+_FIELDS = [
+    "traceId",
+    "spanId",
+    "parentSpanId",
+    "name",
+    "kind",
+    "flags",
+    "startTimeUnixNano",
+    "endTimeUnixNano",
+]
+_FIELDS += ["attributes", "status", "events"]
+_BROKEN = st.one_of(
+    _JUNK,
+    st.binary(max_size=20).map(bytes.hex),  # ids of the wrong length
+    st.integers(min_value=2**63, max_value=2**64).map(str),  # times beyond what the store holds
+    st.just([{"key": "deep", "value": _nested(40)}]),  # deeper than the 32 levels kept
+)
+# A valid span with up to two fields replaced by something odd: most spans stay good, the rest test rejection.
+_SPAN = st.tuples(_valid_span(), st.dictionaries(st.sampled_from(_FIELDS), _BROKEN, max_size=2)).map(
+    lambda pair: {**pair[0], **pair[1]}
+)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(spans=st.lists(_SPAN, min_size=1, max_size=5))
+def test_any_json_span_is_stored_whole_or_rejected_alone(spans: list[dict[str, Any]]) -> None:
+    """Odd OTLP/JSON (wrong types, out-of-range numbers, bad ids, deep values): every span becomes one line the
+    store's ingest accepts (the salvage check, obsdash/store/segments.py) or one rejection; nothing else raises."""
+    from obsdash.otlp import decode
+    from obsdash.otlp.records import Converter
+    from obsdash.store.segments import is_valid_record
+
+    body = json.dumps(spans_request("fuzz", spans)).encode()
+    batch = Converter().convert("traces", decode.parse("traces", body, JSON))
+    assert len(batch.lines) + batch.rejected == len(spans)
+    event("some spans stored" if batch.lines else "all rejected")
+    for line in [*batch.lines, *batch.runs]:
+        record = json.loads(line)
+        kind = "runs" if "event" in record else "spans"
+        assert is_valid_record(kind, record), line
 
 
 # -- S4: caps and bad input -----------------------------------------------------------------------------------

@@ -201,7 +201,7 @@ def _float(field: _Field, raw: Any) -> float:
 
 
 def _enum(field: _Field, raw: Any) -> int:
-    if isinstance(raw, int) and not isinstance(raw, bool):
+    if isinstance(raw, int) and not isinstance(raw, bool) and -(1 << 31) <= raw < 1 << 31:  # enums are int32
         return raw
     if isinstance(raw, str) and field.enum_names is not None and raw in field.enum_names:
         return int(field.enum_names[raw])
