@@ -738,6 +738,14 @@ def test_body_over_the_cap_is_refused_unread_and_others_still_land(served: Serve
         answer = sock.makefile("rb").read()  # the intake closes the connection after answering
     assert answer.startswith(b"HTTP/1.1 413 ")
     assert b"Connection: close" in answer
+    with socket.create_connection(("127.0.0.1", served.port), timeout=30) as sock:
+        # curl's way: Expect: 100-continue, and the body only after a "100 Continue" that must not come
+        sock.sendall(
+            b"POST /v1/traces HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n"
+            + f"Expect: 100-continue\r\nContent-Length: {17 * MIB}\r\n\r\n".encode()
+        )
+        answer = sock.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.1 413 ") and b"100 Continue" not in answer
     # A real 17 MiB body sent in full gets the same answer (or a reset once the intake closes).
     try:
         status, _, _ = post(served.port, "/v1/traces", os.urandom(17 * MIB))
@@ -751,6 +759,32 @@ def test_body_over_the_cap_is_refused_unread_and_others_still_land(served: Serve
         {"name": "while the big one waits"},
         {"name": "after"},
     ]
+
+
+def test_open_connections_are_capped(served: Served) -> None:
+    """At most 32 connections (a thread each): idle ones beyond that are closed by the intake at once."""
+    idle = [socket.create_connection(("127.0.0.1", served.port), timeout=30) for _ in range(40)]
+    try:
+        closed: set[int] = set()
+        deadline = time.monotonic() + 20
+        while len(closed) < 8 and time.monotonic() < deadline:
+            readable, _, _ = select.select(idle, [], [], 0.2)
+            closed.update(i for i, sock in enumerate(idle) if sock in readable and sock.recv(1) == b"")
+        assert len(closed) >= 8  # 40 opened, at most 32 kept
+    finally:
+        for sock in idle:
+            sock.close()
+    deadline = time.monotonic() + 30
+    while True:  # the kept ones are released as their threads see the close
+        try:
+            send_spans(served.port, "after-connection-cap", ["served again"])
+            break
+        except (ConnectionError, http.client.RemoteDisconnected):
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+    assert (
+        scalar(served.data_dir, "SELECT count(*) FROM spans WHERE service_name = 'after-connection-cap'") == 1
+    )
 
 
 def gzip_bomb(size: int) -> bytes:

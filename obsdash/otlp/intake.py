@@ -13,8 +13,8 @@ costs the records of another.
 Caps (S4), each checked before the memory is spent: the body (`Content-Length`, MAX_BODY) is refused before it
 is read; a gzip body is inflated in steps of INFLATE_STEP and cut off as soon as it passes MAX_INFLATED (MAX_JSON
 for JSON), so a gzip bomb costs at most that much memory, never its full size; one request is decoded at a time
-(the others wait up to SLOT_WAIT_S for their turn, then get 503); a connection idle or trickling for
-SOCKET_TIMEOUT_S is dropped.
+(the others wait up to SLOT_WAIT_S for their turn, then get 503); at most MAX_CONNECTIONS connections are open at
+once; a connection idle for SOCKET_TIMEOUT_S (between two reads) is dropped.
 
 Why these sizes (peak RSS added by one request, measured in a fresh process): protobuf costs ~4.5x its inflated
 size (15.9 MiB of spans +56 MB; 63.7 MiB +288 MB: upb's parsed message alone was +223 MB), OTLP/JSON ~9x as
@@ -53,6 +53,10 @@ FEED = 64 * 1024
 MAX_CONCURRENT = 1
 SLOT_WAIT_S = 10.0
 SOCKET_TIMEOUT_S = 30.0
+MAX_CONNECTIONS = 32
+"""Open connections (one thread each); exporters keep one or two per signal. A sender trickling its body holds
+what it has sent so far, so the bodies being read are bounded by what senders actually sent."""
+READ_STEP = 1024 * 1024
 WARN_EVERY_S = 10.0
 SIGNALS = {"/v1/traces": "traces", "/v1/metrics": "metrics", "/v1/logs": "logs"}
 _PARTIAL = {"traces": "rejected_spans", "metrics": "rejected_data_points", "logs": "rejected_log_records"}
@@ -240,13 +244,27 @@ def inflate(body: bytes | bytearray, limit: int) -> bytearray:
 
 class _Server(http.server.ThreadingHTTPServer):
     daemon_threads = True
-    allow_reuse_address = (
-        True  # restart right after a stop; SO_REUSEADDR never lets two listeners share a port
-    )
+    # restart right after a stop; SO_REUSEADDR never lets two listeners share a port
+    allow_reuse_address = True
 
     def __init__(self, address: tuple[str, int], handler: Any, intake: Intake) -> None:
         self.intake = intake
+        self._connections = threading.BoundedSemaphore(MAX_CONNECTIONS)
         super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        """One thread per connection, at most MAX_CONNECTIONS: beyond that a new connection is closed at once."""
+        if not self._connections.acquire(blocking=False):
+            self.shutdown_request(request)
+            self.intake.count(503)
+            return
+        super().process_request(request, client_address)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._connections.release()
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
@@ -287,7 +305,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         )
         self.server.intake.count(405)
 
-    def _read_body(self, limit: int) -> bytes:
+    def handle_expect_100(self) -> bool:
+        """`Expect: 100-continue` (curl sends it for bodies over 1 MB): refuse an oversized body before it is sent."""
+        raw, limit = self.headers.get("Content-Length", ""), self.server.intake.limits.max_body
+        if not (raw.isdigit() and int(raw) > limit):
+            return super().handle_expect_100()
+        try:
+            content_type = _content_type(self.headers.get("Content-Type", ""))
+        except _HttpError:
+            content_type = decode.JSON
+        message = f"the body is {raw} bytes; the limit is {limit}"
+        self._answer(413, content_type, decode.status_body(_RESOURCE_EXHAUSTED, message, content_type))
+        self.server.intake.count(413)
+        return False
+
+    def _read_body(self, limit: int) -> bytearray:
         if "chunked" in self.headers.get("Transfer-Encoding", "").lower():
             raise _HttpError(411, "chunked bodies are not accepted; send Content-Length")
         raw = self.headers.get("Content-Length")
@@ -301,9 +333,13 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             raise _HttpError(400, f"bad Content-Length: {raw!r}")
         if length > limit:
             raise _HttpError(413, f"the body is {length} bytes; the limit is {limit}", _RESOURCE_EXHAUSTED)
-        body = self.rfile.read(length)
-        if len(body) != length:
-            raise _HttpError(400, f"the body ended after {len(body)} of {length} bytes")
+        # In steps: `read(length)` would allocate all `length` bytes at once for a sender that then trickles.
+        body = bytearray()
+        while len(body) < length:
+            chunk = self.rfile.read(min(length - len(body), READ_STEP))
+            if not chunk:
+                raise _HttpError(400, f"the body ended after {len(body)} of {length} bytes")
+            body += chunk
         self._body_read = True
         return body
 
