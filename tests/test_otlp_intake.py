@@ -979,8 +979,16 @@ def test_intake_runs_beside_a_hub_hosted_elsewhere(data_dir: Path) -> None:
         server = start_serve(data_dir)
         send_spans(server.port, "beside-host", ["a", "b", "c"])
         assert scalar(data_dir, "SELECT count(*) FROM spans WHERE service_name = 'beside-host'") == 3
+        host.kill()  # the hub's host dies: serve, checking every second, takes the hub over
+        host.wait()
+        send_spans(server.port, "beside-host", ["d"])
+        deadline = time.monotonic() + 30
+        while list((data_dir / "spool").glob("*.jsonl")):  # ingested by serve itself: nobody else runs
+            assert time.monotonic() < deadline, "serve did not take the hub over"
+            time.sleep(0.1)
         status, err = server.stop()
         assert status == 0 and "joined the running hub" in err, err
+        assert scalar(data_dir, "SELECT count(*) FROM spans WHERE service_name = 'beside-host'") == 4
     finally:
         host.kill()
         host.wait()
