@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import csv
 import io
+import json
+import math
 from datetime import date, datetime
 from typing import Any
 
@@ -14,6 +16,16 @@ from obsdash.store.results import QueryResult
 MAX_CELL = 80
 
 
+# C1 controls too: some terminals read 0x9b as ESC [.
+_CONTROLS = {i: f"\\x{i:02x}" for i in (*range(32), 127, *range(0x80, 0xA0)) if i not in (9, 10)}
+
+
+def printable(text: str) -> str:
+    """`text` with its control characters shown escaped (tabs and newlines kept): a stored value such as
+    `ESC [2J` must not clear, recolour or move the cursor of the terminal that shows it (R7 fuzzing)."""
+    return text.translate(_CONTROLS)
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "NULL"
@@ -21,7 +33,7 @@ def _cell(value: Any) -> str:
         return value.isoformat(sep=" ", timespec="milliseconds")
     if isinstance(value, float):
         return f"{value:.6g}"
-    text = str(value).replace("\n", "⏎")
+    text = printable(str(value)[: MAX_CELL * 4]).replace("\n", "⏎").replace("\t", " ")
     return text if len(text) <= MAX_CELL else text[: MAX_CELL - 1] + "…"
 
 
@@ -68,7 +80,22 @@ def _json_default(value: Any) -> Any:
 
 def as_json(result: QueryResult) -> str:
     """A JSON list of objects, one per row."""
-    return orjson.dumps(result.records(), default=_json_default, option=orjson.OPT_INDENT_2).decode()
+    try:
+        return orjson.dumps(result.records(), default=_json_default, option=orjson.OPT_INDENT_2).decode()
+    except orjson.JSONEncodeError:
+        # orjson stops at 64-bit integers (a HUGEINT sum past them, R7 fuzzing); the standard library writes
+        # any integer. NaN and infinity become null, as orjson writes them.
+        return json.dumps(_finite(result.records()), default=_json_default, indent=2, ensure_ascii=False)
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
 
 
 def as_csv(result: QueryResult) -> str:

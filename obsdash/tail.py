@@ -234,12 +234,13 @@ def _level_style(severity: int) -> str:
 def log_text(line: LogLine) -> Text:
     """`time  LEVEL  service  logger: body  [Type: message]  trace <id>` as one line."""
     text = Text(f"{_clock(line.time)}  ")
-    text.append(f"{line.severity_text or '-':<5}", _level_style(line.severity_number))
-    text.append(f"  {line.service}  ", "blue")
-    text.append(f"{line.logger}: " if line.logger else "", "dim")
+    # every stored field flattened, not just the body: a level of `ESC [2J` cleared the screen (R7 fuzzing)
+    text.append(f"{_flat(line.severity_text) or '-':<5}", _level_style(line.severity_number))
+    text.append(f"  {_flat(line.service)}  ", "blue")
+    text.append(f"{_flat(line.logger)}: " if line.logger else "", "dim")
     text.append(_flat(line.body))
     if line.exception_type:
-        text.append(f"  {line.exception_type}: {_flat(line.exception_message or '')}", "red")
+        text.append(f"  {_flat(line.exception_type)}: {_flat(line.exception_message or '')}", "red")
     if line.trace_id:
         text.append(f"  trace {line.trace_id}", "dim")
     return text
@@ -264,13 +265,13 @@ class ErrorPrinter:
         """`time  service  Type ×n [more (t total)]  location  route  "message"  trace <latest id>`."""
         latest, repeat = max(group, key=lambda e: e.time), fingerprint in self.totals
         self.totals[fingerprint] += len(group)
-        services = ",".join(sorted({e.service for e in group}))
+        services = _flat(",".join(sorted({e.service for e in group})))
         text = Text(f"{_clock(latest.time)}  {services}  ")
-        text.append(latest.exception_type, "bold red")
+        text.append(_flat(latest.exception_type), "bold red")
         count = f" ×{len(group)} more ({self.totals[fingerprint]} total)" if repeat else f" ×{len(group)}"
         text.append(count, "yellow")
-        text.append(f"  {latest.location or '?'}", "cyan")
-        text.append(f"  {latest.route}" if latest.route else "", "magenta")
+        text.append(f"  {_flat(latest.location or '?')}", "cyan")
+        text.append(f"  {_flat(latest.route)}" if latest.route else "", "magenta")
         message = _flat(latest.message)
         text.append(f'  "{message[:MESSAGE_CHARS]}{"…" if len(message) > MESSAGE_CHARS else ""}"')
         text.append(f"  trace {latest.trace_id}" if latest.trace_id else "  (no trace)", "dim")

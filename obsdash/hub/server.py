@@ -170,10 +170,14 @@ class Hub:
                     request = protocol.receive(conn)
                 except (ConnectionError, OSError, ValueError):
                     return
+                reply = self._dispatch(request)
                 try:
-                    protocol.send(conn, self._dispatch(request))
+                    protocol.send(conn, reply)
                 except OSError:
                     return
+                except (TypeError, ValueError) as exc:
+                    # a result the wire cannot carry: say so rather than drop the client (who saw a traceback)
+                    protocol.send(conn, {"ok": False, "error": f"cannot send the result: {exc}"})
 
     def _dispatch(self, request: dict[str, Any]) -> dict[str, Any]:
         op = request.get("op")

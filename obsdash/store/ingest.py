@@ -92,6 +92,9 @@ def _spans_insert() -> str:
             "llm.token_count.prompt_details.cache_write",
         ),
     }
+    # Token counts as UINTEGER: a count below 0 or past 2^32 is not a real one (the largest context windows hold
+    # ~10M tokens) and is stored as NULL, so the per-call sums in llm_calls cannot overflow BIGINT (R7 fuzzing:
+    # 2^63-1 tokens on one span failed every LLM query).
     columns = f"""trace_id, span_id, parent_span_id, name, kind, service_name,
             {_ts("start_ns")}, {_ts("end_ns")}, (end_ns - start_ns) / 1e6, status_code, status_message,
             coalesce(attributes, '{{}}'), resource, scope, run_id, pid,
@@ -102,7 +105,7 @@ def _spans_insert() -> str:
             {hot.first("server.address", "net.peer.name")},
             {hot.first("gen_ai.provider.name", "gen_ai.system")},
             {hot.first("gen_ai.response.model", "gen_ai.request.model")}, {hot.attr("gen_ai.operation.name")},
-            """ + ", ".join(f"TRY_CAST({hot.first(*names)} AS BIGINT)" for names in tokens.values())
+            """ + ", ".join(f"TRY_CAST({hot.first(*names)} AS UINTEGER)" for names in tokens.values())
     return f"INSERT INTO spans SELECT {columns} FROM {hot.source('_batch')}"
 
 
@@ -192,13 +195,23 @@ class Ingester:
         try:
             counts = self._load(kind, [str(s.path) for s in segments], {s.name: s.name for s in segments})
         except Exception as exc:
-            log.debug(
-                "fast ingest of %d %s segments failed (%s); salvaging one by one", len(segments), kind, exc
-            )
+            log.debug("fast ingest of %d %s segments failed (%s); one by one", len(segments), kind, exc)
             for segment in segments:
-                self._ingest_damaged(segment, report)
+                # each on its own first, so that what is stored of a segment does not depend on the segments
+                # that shared its batch (the salvage path is stricter than read_json: a float where a BIGINT
+                # goes, a value nested deeper than orjson writes)
+                if len(segments) == 1 or not self._ingest_alone(segment, report):
+                    self._ingest_damaged(segment, report)
             return
         self._finish(segments, counts, report)
+
+    def _ingest_alone(self, segment: Segment, report: IngestReport) -> bool:
+        try:
+            counts = self._load(segment.kind, [str(segment.path)], {segment.name: segment.name})
+        except Exception:
+            return False
+        self._finish([segment], counts, report)
+        return True
 
     def _ingest_damaged(self, segment: Segment, report: IngestReport) -> None:
         try:

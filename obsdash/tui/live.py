@@ -80,9 +80,22 @@ class LiveScreen(Screen[None]):
         self._loading = False
         self.last_load_ms = elapsed_ms
         if error is not None:
-            self.notify(error, title="query failed", severity="error", timeout=6)
+            # markup=False: the message may quote stored values or the user's SQL, `[/]` and all
+            self.notify(error, title="query failed", severity="error", timeout=6, markup=False)
         else:
-            self.show(data)
+            try:
+                self.show(data)
+            except (
+                Exception
+            ) as exc:  # as for load: say so and keep refreshing (R7 fuzzing: a duplicate row key
+                # raised here, inside call_from_thread, and the view silently never refreshed again)
+                self.notify(
+                    f"{type(exc).__name__}: {exc}",
+                    title="display failed",
+                    severity="error",
+                    timeout=6,
+                    markup=False,
+                )
         self.loads += 1
         self.dashboard.refresh_status()
         if self._stale:

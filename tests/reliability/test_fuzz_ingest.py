@@ -36,14 +36,14 @@ from obsdash.datadir import DataDir, prepare
 from obsdash.store.database import open_database
 from obsdash.store.ingest import Ingester
 from obsdash.store.segments import COLUMNS, REQUIRED, Segment, is_valid_record, salvage
-from tests.conftest import run, wrapped
+from tests.conftest import obsdash_cmd, run, wrapped
 from tests.spoolgen import span_line
 
 EXAMPLES = int(os.environ.get("OBSDASH_FUZZ_EXAMPLES", "0"))
 MUTATIONS = int(os.environ.get("OBSDASH_FUZZ_MUTATIONS", "500"))
 SEED = int(os.environ.get("OBSDASH_FUZZ_SEED", "7"))
 FUZZ = settings(
-    max_examples=EXAMPLES or 100,
+    max_examples=EXAMPLES or 75,
     derandomize=not EXAMPLES,
     deadline=None,
     database=None,
@@ -634,3 +634,326 @@ def test_mutated_segments_cost_only_their_bad_lines(
         done += len(batch)
     FUZZED["mutated segments"] += done
     print(f"\nR7 fuzzing: {FUZZED}")
+
+
+# -- readers over a store holding odd records -------------------------------------------------------------------
+DEEP = b"[" * 5000 + b"]" * 5000
+MARKUP = [
+    "[/]",
+    "[bold]unclosed",
+    "[@click=app.quit]quit[/]",
+    "[link=https://example.com]x[/link]",
+    "[[",
+    "]",
+]
+"""Text that Rich/Textual would read as markup if a cell took it for markup."""
+SHOUTY = "nul\x00 \x1b[2J\x1b[H\x1b[31mred\x1b[0m bell\x07 back\x08 cr\r tab\t lf\n end"
+"""Control characters that would clear or recolour the reader's terminal if printed raw."""
+
+
+def _raw(record: dict[str, Any], **fields: bytes) -> bytes:
+    """`record` as a line with `fields` set to raw JSON text (NaN, 1e999, deep nesting...)."""
+    line = encode(record | {k: PLACEHOLDER + k for k in fields})
+    for k, v in fields.items():
+        line = line.replace(orjson.dumps(PLACEHOLDER + k), v)
+    return line
+
+
+def odd_records(now_ns: int) -> dict[str, list[bytes]]:
+    """Odd lines that ingest stores as they are (one segment each), at times the default windows show."""
+    s = 1_000_000_000
+    exception = {
+        "exception.type": "Boom\x00Error[/]",
+        "exception.message": MB_TEXT,
+        "exception.stacktrace": "Traceback (most recent call last):\x1b[2J\n" + MB_TEXT,
+        "obsdash.exception.location": "[bold]x.py:f",
+    }
+
+    def span(n: int, **fields: Any) -> dict[str, Any]:
+        return {
+            "trace_id": f"{n:032x}",
+            "span_id": f"{n:016x}",
+            "name": "GET /odd",
+            "kind": "SERVER",
+            "start_ns": now_ns - 60 * s,
+            "end_ns": now_ns - 59 * s,
+            "status_code": "ERROR",
+            "attributes": {"http.route": "/odd", "http.response.status_code": 500},
+            "events": [],
+            "service_name": "odd",
+            "run_id": "odd-run",
+            "pid": 7,
+        } | fields
+
+    genai = {"gen_ai.system": "openai", "gen_ai.operation.name": "chat", "gen_ai.request.model": "gpt-4o"}
+    spans = [
+        encode(span(1, name=MB_TEXT)),
+        encode(span(2, name=SHOUTY, attributes={"http.route": SHOUTY, "k\x00": "v\x00"})),
+        _raw(span(3), attributes=b'{"http.route":"/deep","deep":' + DEEP + b"}"),
+        encode(span(4, end_ns=now_ns - 61 * s)),  # ends before it starts
+        encode(span(5, start_ns=now_ns - 30 * s, end_ns=INT64 - 1)),  # ends in 2262
+        encode(span(6, start_ns=-INT64, end_ns=-INT64 + 1)),  # 1677
+        _raw(span(7), name=b"5", kind=b"7", status_code=b'{"a":1}', start_ns=b"1.7e18"),
+        encode(
+            span(
+                8,
+                attributes={
+                    "http.route": MB_TEXT,
+                    "http.response.status_code": "abc",
+                    "db.statement": MB_TEXT,
+                },
+            )
+        ),
+        encode(
+            span(
+                9,
+                attributes=genai
+                | {"gen_ai.usage.input_tokens": INT64 - 1, "gen_ai.usage.output_tokens": INT64 - 1},
+            )
+        ),
+        encode(
+            span(
+                10,
+                attributes=genai
+                | {"gen_ai.usage.input_tokens": INT64 - 1, "gen_ai.request.model": "m\x00[/]"},
+            )
+        ),
+        _raw(
+            span(11),
+            attributes=b'{"gen_ai.system":"openai","gen_ai.request.model":"gpt-4o","gen_ai.usage.input_tokens":'
+            b'123456789012345678901234567890,"gen_ai.usage.output_tokens":-5,"x":NaN,"y":Infinity}',
+        ),
+        encode(span(12, events=[{"name": "exception", "time_ns": now_ns - 60 * s, "attributes": exception}])),
+        encode(
+            span(
+                13,
+                events=[
+                    {"name": "exception", "time_ns": INT64 - 1, "attributes": {"exception.type": 5}},
+                    None,
+                ],
+            )
+        ),
+        encode(span(14, trace_id=f"{1:032x}", parent_span_id=f"{1:016x}", name="child\x00")),
+        encode(span(15, trace_id=f"{1:032x}", parent_span_id="ffffffffffffffff", start_ns=now_ns - 70 * s)),
+        encode(span(16, trace_id="", span_id="", name="")),
+        encode(
+            span(
+                17, resource={"service.name": MB_TEXT, "deep": [[[[]]]]}, scope=MB_TEXT, service_name=MB_TEXT
+            )
+        ),
+        *(
+            encode(span(20 + i, name=m, service_name=m, attributes={"http.route": m}))
+            for i, m in enumerate(MARKUP)
+        ),
+    ]
+
+    def log(**fields: Any) -> dict[str, Any]:
+        return {
+            "time_ns": now_ns - 40 * s,
+            "severity_text": "ERROR",
+            "severity_number": 17,
+            "body": "x",
+            "trace_id": f"{1:032x}",
+            "span_id": f"{1:016x}",
+            "attributes": {},
+            "scope": "odd",
+            "service_name": "odd",
+            "run_id": "odd-run",
+            "pid": 7,
+        } | fields
+
+    logs = [
+        encode(log(body=MB_TEXT)),
+        encode(log(body=SHOUTY, severity_text="\x1b[31mERR", scope=SHOUTY, service_name="\x1b[2J")),
+        encode(log(severity_number=INT32 - 1, severity_text=None)),
+        encode(log(severity_number=-INT32, severity_text="")),
+        encode(log(time_ns=-INT64)),
+        encode(log(time_ns=INT64 - 1)),
+        encode(log(attributes=exception)),
+        _raw(log(), attributes=b'{"deep":' + DEEP + b"}", body=b"12345", trace_id=b"1"),
+        _raw(log(), attributes=b'{"exception.type":' + DEEP + b',"exception.message":{"a":1}}'),
+        encode(log(trace_id=None, span_id=None, body=None, service_name=None, scope=None)),
+        *(encode(log(body=m, severity_text=m, service_name=m, scope=m)) for m in MARKUP),
+    ]
+
+    def metric(**fields: Any) -> dict[str, Any]:
+        return {
+            "time_ns": now_ns - 20 * s,
+            "start_ns": now_ns - 80 * s,
+            "name": "odd.metric",
+            "unit": "ms",
+            "kind": "histogram",
+            "value": 1.0,
+            "count": 1,
+            "sum": 1.0,
+            "min": 1.0,
+            "max": 1.0,
+            "bucket_counts": [1],
+            "explicit_bounds": [],
+            "attributes": {},
+            "service_name": "odd",
+            "run_id": "odd-run",
+            "pid": 7,
+        } | fields
+
+    metrics = [
+        _raw(metric(), value=b"1e999", sum=b"-1e999", max=b"NaN", min=b"-Infinity"),
+        encode(metric(count=INT64 - 1, sum=1.7e308)),
+        encode(metric(count=INT64 - 1, sum=1.7e308, time_ns=now_ns - 10 * s)),
+        encode(metric(name=MB_TEXT, kind="sum", value=-1e308)),
+        encode(metric(name="nul\x00[/]metric", kind=None, bucket_counts="abc", explicit_bounds={"a": 1})),
+        _raw(metric(kind="gauge"), bucket_counts=DEEP, attributes=b'{"deep":' + DEEP + b"}"),
+        encode(metric(time_ns=-5, start_ns=INT64 - 1)),
+    ]
+
+    def run_record(**fields: Any) -> dict[str, Any]:
+        return {
+            "event": "start",
+            "time_ns": now_ns - 90 * s,
+            "run_id": "odd-run",
+            "pid": 7,
+            "service_name": "odd",
+            "host": "h",
+            "root": True,
+            "parent_pid": 1,
+            "command": "python odd.py",
+            "argv": ["odd.py"],
+            "startup_ms": 1.0,
+        } | fields
+
+    runs = [
+        encode(run_record(command=MB_TEXT, argv=[MB_TEXT])),
+        _raw(
+            run_record(event="end", exit_code=0),
+            dropped=b'"lots"',
+            written=b"[1,2]",
+            internal_errors=DEEP,
+            instrumentation=b"5",
+            duration_ms=b"1e999",
+            redactions=b'{"x":NaN}',
+        ),
+        encode(run_record(event="end", pid=INT32 - 1, exit_code=-INT32, dropped={"queue_full": INT64 - 1})),
+        encode(
+            run_record(
+                event="stats", run_id="other\x00run", dropped={"queue_full": "abc"}, written={"spans": -1}
+            )
+        ),
+        encode(run_record(event="\x1b[2J", run_id="", time_ns=INT64 - 1)),
+    ]
+    return {"spans": spans, "logs": logs, "metrics": metrics, "runs": runs}
+
+
+@pytest.fixture(scope="module")
+def odd_store(tmp_path_factory: pytest.TempPathFactory, corpus: dict[str, list[bytes]]) -> Iterator[Any]:
+    """A store holding the odd records and 60 mutated segments, behind a hub this process hosts (so the CLI
+    runs below reach it over the socket, as a second reader does)."""
+    from obsdash.hub.client import open_store
+
+    data_dir = DataDir(tmp_path_factory.mktemp("odd") / "data")
+    spool = prepare(data_dir).spool
+    n = itertools.count(1)
+    for kind, lines in odd_records(time.time_ns()).items():
+        for line in lines:
+            i = next(n)
+            (spool / f"{kind}-{i:020d}-7-{i:06d}.jsonl").write_bytes(line + b"\n")
+    rng = random.Random(SEED + 1)
+    pool = [data for segments in corpus.values() for data in segments]
+    for _ in range(60):
+        i, kind = next(n), rng.choice(list(corpus))
+        (spool / f"{kind}-{i:020d}-7-{i:06d}.jsonl").write_bytes(mutate(rng, rng.choice(corpus[kind]), pool))
+    store = open_store(data_dir)
+    report = store.sync()
+    assert report["bad"] and sum(report["records"].values()) > 60, report
+    yield store
+    store.close()
+
+
+def _no_traceback(result: Any) -> None:
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "Traceback" not in result.stderr, result.stderr[-3000:]
+
+
+QUERIES = [
+    ("spans", "table json csv"),
+    ("span_events", "table"),
+    ("logs", "table json csv"),
+    ("metric_points", "table json"),
+    ("run_events", "table json"),
+    ("runs", "table"),
+    ("errors", "table json"),
+    ("llm_calls", "table json"),
+]
+
+
+def test_query_reads_odd_records(odd_store: Any) -> None:
+    """`obsdash query` over every table and view in every format: status 0, and the table format shows no raw
+    control character (a value with ESC [2J would clear the reader's terminal)."""
+    data_dir = str(odd_store.data_dir.root)
+    sums = "SELECT sum(count) * 10 AS over_64_bits, [1::HUGEINT << 100] AS l, map([1], [2]) AS m FROM metric_points"
+    for sql, formats in [(f"SELECT * FROM {table}", formats) for table, formats in QUERIES] + [
+        (sums, "table json csv")
+    ]:
+        for fmt in formats.split():
+            result = run(obsdash_cmd("query", "--data-dir", data_dir, "--format", fmt, sql))
+            _no_traceback(result)
+            if fmt == "table":
+                assert not set(result.stdout) & {"\x00", "\x1b", "\x07", "\x08", "\r"}, sql
+
+
+def test_tail_reads_odd_records(odd_store: Any) -> None:
+    """`obsdash tail` (one shot) over logs and errors, the window reaching back to 1970: status 0, no raw
+    control character reaches the terminal."""
+    data_dir = str(odd_store.data_dir.root)
+    for extra in ([], ["--errors"]):
+        result = run(obsdash_cmd("tail", "--data-dir", data_dir, "--window", "all", *extra))
+        _no_traceback(result)
+        assert result.stdout.strip(), extra
+        assert not set(result.stdout) & {"\x00", "\x1b", "\x07", "\x08", "\r"}, extra
+
+
+def test_every_view_opens_on_odd_records(odd_store: Any) -> None:
+    """The dashboard over the odd store: every view loads without a failed query, each odd trace opens, and SQL
+    over the odd columns shows. (Before: a span or metric named `[/]` and an infinite metric value crashed the
+    app; a 1 MB span name kept the Traces view from ever finishing.)"""
+    from textual.widgets import DataTable, Input
+
+    from obsdash.store.queries.window import utc_now
+    from obsdash.tui.screens.sql import SqlScreen
+    from obsdash.tui.screens.trace import TraceScreen
+    from obsdash.tui.widgets.table import LiveTable
+    from tests.tui.conftest import dashboard, view, wait_loaded, wait_until
+    from tests.tui.conftest import run as run_scenario
+
+    app = dashboard(odd_store, "1h", clock=utc_now)
+
+    async def scenario() -> None:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_loaded(pilot, app.screen)
+            for key in "345712":
+                await view(pilot, key)
+            traces = app.screen
+            table = traces.query_one("#traces", LiveTable)
+            assert table.row_count >= 20
+            # the odd traces: 1 MB name, control characters, deep attributes, ends before it starts, ends in
+            # 2262, 1 MB exception, two exception events, 1 MB service, a name `[/]`
+            for n in (1, 2, 3, 4, 5, 12, 13, 17, 20):
+                key = f"{n:032x}/{n:016x}"
+                table.focus()
+                table.move_cursor(row=table.get_row_index(key))
+                await pilot.press("enter")
+                await wait_until(pilot, lambda: isinstance(app.screen, TraceScreen))
+                await wait_loaded(pilot, app.screen)
+                await pilot.press("escape")
+                await wait_until(pilot, lambda: app.screen is traces)
+            await pilot.press("6")
+            await wait_until(pilot, lambda: isinstance(app.screen, SqlScreen))
+            sql = app.screen
+            prompt = sql.query_one("#sql-input", Input)
+            prompt.value = 'SELECT name AS "[/]", service_name, attributes, duration_ms FROM spans'
+            await pilot.press("enter")
+            await wait_loaded(pilot, sql, 1)
+            assert sql.query_one("#sql-results", DataTable).row_count > 20
+            failed = [n.message for n in app._notifications if n.severity == "error"]
+            assert not failed, failed
+
+    run_scenario(scenario)

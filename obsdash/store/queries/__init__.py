@@ -43,6 +43,6 @@ def as_dict(value: Any) -> dict[str, Any]:
         return {}
     try:
         parsed = json.loads(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, RecursionError):  # RecursionError: nested ~1,000 deep (R7 fuzzing)
         return {}
     return parsed if isinstance(parsed, dict) else {}

@@ -81,7 +81,8 @@ class LogsScreen(FilteredScreen):
         status = f"{len(lines)} newest lines · level ≥ {self.level} · service {self.service or 'all'}"
         if self.filter_text:
             status += f" · matching “{self.filter_text}”"
-        self.query_one("#logs-status", Static).update(status)
+        # Text, not markup: it quotes the filter and a service name (`[/]` crashed the dashboard, R7 fuzzing)
+        self.query_one("#logs-status", Static).update(Text(status))
         self._show_detail(self.query_one("#logs", LiveTable).selected_key())
 
     def on_data_table_row_highlighted(self, event: LiveTable.RowHighlighted) -> None:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.widgets import Footer, Label, Sparkline
 
@@ -71,12 +73,15 @@ class MetricsScreen(LiveScreen):
             return
         values = [v for v in series.values if v is not None]
         unit = series.info.unit
+        # Text, not markup: a metric named `[/]` crashed the dashboard (R7 fuzzing)
         title.update(
-            f"{series.info.name} ({unit}) — {series.what}, {fmt.duration(series.buckets.width_s * 1000)} buckets"
+            Text(
+                f"{series.info.name} ({unit}) — {series.what}, {fmt.duration(series.buckets.width_s * 1000)} buckets"
+            )
         )
-        chart.data = [v if v is not None else 0.0 for v in series.values]
+        chart.data = [_chartable(v) for v in series.values]
         if values:
-            span.update(f"min {min(values):.4g}  max {max(values):.4g}  last {values[-1]:.4g} {unit}")
+            span.update(Text(f"min {min(values):.4g}  max {max(values):.4g}  last {values[-1]:.4g} {unit}"))
         else:
             span.update("no points")
 
@@ -86,3 +91,14 @@ class MetricsScreen(LiveScreen):
         if name != self.selected:
             self.selected = name
             self.request_refresh()
+
+
+CHART_LIMIT = 1e300
+
+
+def _chartable(value: float | None) -> float:
+    """A value the Sparkline can scale: it crashed (int of NaN) on a NaN or infinite point, or on two points
+    whose difference overflows to infinity (R7 fuzzing: 1e999 in a spool line is stored as infinity)."""
+    if value is None or not math.isfinite(value):
+        return 0.0
+    return max(-CHART_LIMIT, min(CHART_LIMIT, value))

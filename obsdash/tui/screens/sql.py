@@ -14,6 +14,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable, Footer, Input, Static
 
+from obsdash.output import printable
 from obsdash.store.queries.window import Window
 from obsdash.store.results import QueryResult
 from obsdash.tui.live import LiveScreen
@@ -85,7 +86,7 @@ class SqlScreen(LiveScreen):
         self.ran_sql = sql
         table = self.query_one("#sql-results", DataTable)
         table.clear(columns=True)
-        table.add_columns(*result.columns)
+        table.add_columns(*(Text(c) for c in result.columns))  # Text: a str is read as markup (R7 fuzzing)
         for row in result.rows:
             table.add_row(*(_cell(v) for v in row))
         note = f"{len(result.rows)} rows" + (
@@ -103,4 +104,5 @@ def _cell(value: Any) -> Any:
     if value is None:
         return Text("NULL", style="dim")
     text = str(value)
-    return text if len(text) <= 120 else text[:119] + "…"
+    # Text, not markup (a value `[/]` crashed the table); control characters escaped (R7 fuzzing)
+    return Text(printable(text if len(text) <= 120 else text[:119] + "…"))

@@ -81,7 +81,7 @@ class TraceScreen(LiveScreen):
         root = self.rows[0].span if self.rows else None
         title.update(
             Text.assemble(
-                (f"{root.name if root else '?'}", "bold"),
+                (_cut(root.name, 200) if root else "?", "bold"),
                 f"  {fmt.duration(total)}  {len(self.rows)} spans  ",
                 (f"{errors} errors" if errors else "no errors", "bold red" if errors else "green"),
                 f"  trace {fmt.short_id(data.trace_id)}…"
@@ -153,28 +153,30 @@ def span_detail(row: WaterfallRow, trace: Trace) -> Text:
     """Everything about one span: status, timing, attributes, events, logs, resource."""
     span = row.span
     text = Text.assemble(
-        (span.name, "bold"),
-        f"  {span.kind.lower()}  {span.service}  ",
+        (_cut(span.name), "bold"),
+        f"  {span.kind.lower()}  {_cut(span.service, 200)}  ",
         (span.status_code, "bold red" if row.is_error else "green"),
         f"  {fmt.duration(span.duration_ms)}  +{fmt.duration(row.offset_ms)}  at {fmt.local_time(span.start_time)}",
         f"\ntrace {span.trace_id}  span {span.span_id}  parent {span.parent_span_id or '-'}\n",
     )
     if span.status_message:
-        text.append(f"{span.status_message}\n", style="red")
+        text.append(f"{_cut(span.status_message)}\n", style="red")
     _section(text, "attributes", span.attributes)
     for event in (e for e in trace.events if e.span_id == span.span_id):
         text.append(f"\n◆ {fmt.local_time(event.time)} {event.name}", style="magenta")
         if event.exception_type:
-            text.append(f"  {event.exception_type}: {event.exception_message or ''}\n", style="bold red")
-            text.append(event.stacktrace or "", style="red")
+            text.append(
+                f"  {event.exception_type}: {_cut(event.exception_message or '')}\n", style="bold red"
+            )
+            text.append(_cut(event.stacktrace or ""), style="red")
         else:
             text.append(f"  {_compact(event.attributes)}\n")
     for line in (log for log in trace.logs if log.span_id == span.span_id):
         text.append(f"\n≡ {fmt.local_time(line.time)} ")
         text.append_text(fmt.level(line.severity_text))
-        text.append(f" {line.logger}: {line.body}")
+        text.append(f" {line.logger}: {_cut(line.body)}")
         if line.stacktrace:
-            text.append(f"\n{line.stacktrace}", style="red")
+            text.append(f"\n{_cut(line.stacktrace)}", style="red")
     text.append("\n")
     _section(text, "resource", span.resource)
     return text
@@ -184,11 +186,22 @@ def _section(text: Text, title: str, values: dict[str, Any]) -> None:
     text.append(f"\n{title}\n", style="bold underline")
     for key in sorted(values):
         value = values[key]
-        shown = value if isinstance(value, str) else json.dumps(value)
+        try:
+            shown = value if isinstance(value, str) else json.dumps(value)
+        except RecursionError:  # nested ~1,000 deep (R7 fuzzing)
+            shown = "(nested too deeply to show)"
         if len(shown) > MAX_ATTRIBUTE_CHARS:
             shown = shown[:MAX_ATTRIBUTE_CHARS] + "…"
         text.append(f"  {key}", style="cyan")
         text.append(f" = {shown}\n")
+
+
+MAX_DETAIL_CHARS = 20_000
+"""Of one text in the detail pane: a 1 MB exception message took 6 s to lay out (R7 fuzzing)."""
+
+
+def _cut(value: str, limit: int = MAX_DETAIL_CHARS) -> str:
+    return value if len(value) <= limit else value[:limit] + f"… ({len(value):,} characters)"
 
 
 def _compact(values: dict[str, Any]) -> str:

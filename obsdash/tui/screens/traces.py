@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import TYPE_CHECKING, ClassVar
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
 from textual.widgets import Footer, Static
@@ -88,7 +89,8 @@ class TracesScreen(FilteredScreen):
             parts.append("errors only")
         if len(data) == PAGE_ROWS:
             parts.append("] for older")
-        self.query_one("#traces-status", Static).update("  ·  ".join(parts))
+        # Text, not markup: it quotes the filter (`[/]` typed there crashed the dashboard, R7 fuzzing)
+        self.query_one("#traces-status", Static).update(Text("  ·  ".join(parts)))
 
     def set_filter(self, text: str) -> None:
         """Show the requests matching `text` (used by the Overview's routes)."""

@@ -5,8 +5,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any, ClassVar
 
+from rich.text import Text
 from textual.binding import Binding, BindingType
 from textual.widgets import DataTable
+
+from obsdash.output import printable
 
 
 class LiveTable(DataTable[Any]):
@@ -29,6 +32,12 @@ class LiveTable(DataTable[Any]):
         """Columns are fixed; rows come with each refresh."""
         self.add_columns(*self._column_labels)
 
+    def add_row(self, *cells: Any, **kwargs: Any) -> Any:
+        """Stored text is shown as text, cut, its control characters escaped (R7 fuzzing): DataTable reads a str
+        cell as Rich markup (a span named `[/]` crashed the dashboard, `[@click=app.quit]` in a log line would
+        be a live action), and a 1 MB span name made a column 350,000 cells wide (the view never finished)."""
+        return super().add_row(*(_text(c) if isinstance(c, str) else _cut(c) for c in cells), **kwargs)
+
     def replace_rows(self, rows: Iterable[tuple[str, Sequence[Any]]]) -> None:
         """Show `rows` (key, cells), keeping the cursor on the row it was on when that row is still there."""
         selected = self.selected_key()
@@ -37,7 +46,10 @@ class LiveTable(DataTable[Any]):
         with self.prevent(DataTable.RowHighlighted):
             self.clear()
             for key, cells in rows:
-                self.add_row(*cells, key=key)
+                # a key seen twice (the same span stored twice: a segment duplicated on disk) raised half way
+                # through, and the view stopped refreshing without a word (R7 fuzzing): the first row stays
+                if key not in self.rows:
+                    self.add_row(*cells, key=key)
             if selected is not None:
                 try:
                     self.move_cursor(row=self.get_row_index(selected), scroll=False)
@@ -61,3 +73,15 @@ class LiveTable(DataTable[Any]):
     def action_scroll_bottom(self) -> None:
         """Last row."""
         self.move_cursor(row=max(self.row_count - 1, 0))
+
+
+MAX_CELL = 500
+"""Characters shown of one cell: the detail panes show whole values."""
+
+
+def _text(value: str) -> Text:
+    return Text(printable(value[:MAX_CELL]) + ("…" if len(value) > MAX_CELL else ""))
+
+
+def _cut(cell: Any) -> Any:
+    return cell[:MAX_CELL] + "…" if isinstance(cell, Text) and len(cell) > MAX_CELL else cell
