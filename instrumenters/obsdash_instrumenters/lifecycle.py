@@ -47,6 +47,8 @@ class Lifecycle:
         self.finished = False
         self.started_ns = time.time_ns()
         self._finish_lock = threading.Lock()
+        self._finishing = False
+        self._signal_after_finish = 0
 
     # -- start -----------------------------------------------------------------------------------
     def install(self, startup_ms: float) -> None:
@@ -101,9 +103,14 @@ class Lifecycle:
 
     def _on_sigterm(self, signum: int, frame: Any) -> None:
         self.exit_code = -signum
+        if self._finishing:
+            # The signal cut into our own exit flush: a multiprocessing worker handed its stop sentinel, then
+            # terminated by `with Pool()` (tests/reliability/test_forks.py lost half the workers' spans so).
+            # Dying now would throw that flush away: finish() dies by the signal when done (time-bounded).
+            self._signal_after_finish = signum
+            return
         self.finish()
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
-        os.kill(os.getpid(), signal.SIGTERM)
+        _die_by(signum)
 
     # -- fork ------------------------------------------------------------------------------------
     def _after_fork_in_child(self) -> None:
@@ -111,7 +118,8 @@ class Lifecycle:
             parent = self.ctx.pid
             self.writer.after_fork_in_child()
             self.ctx.refresh_pid()
-            self.finished = False
+            self.finished = self._finishing = False
+            self._signal_after_finish = 0
             self.exit_code = None
             self._finish_lock = threading.Lock()
             self._record_start(0.0, parent_pid=parent)
@@ -129,12 +137,15 @@ class Lifecycle:
         try:
             if not self._finish_lock.acquire(blocking=False) or self.finished:
                 return
-            self.finished = True
+            self.finished = self._finishing = True
             budget = self.settings.exit_timeout_s
             self.shutdown_providers(budget / 3)
             self.writer.close(budget * 2 / 3, last_record=self._end_record)
         except BaseException as exc:
             safety.internal_error("lifecycle.finish", exc)
+        self._finishing = False
+        if self._signal_after_finish:
+            _die_by(self._signal_after_finish)
 
     def _end_record(self) -> dict[str, Any]:
         return self.ctx.stamp_plain(
@@ -175,6 +186,14 @@ def counters(writer: SpoolWriter) -> dict[str, Any]:
         "internal_errors": dict(safety.internal_errors),
         "redactions": dict(getattr(scrub, "redactions", None) or {}),
     }
+
+
+def _die_by(signum: int) -> None:
+    """End the process by `signum`'s default action, as it would have ended without us."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signum, signal.SIG_DFL)
+    # (elsewhere our handler is still set: it runs on the main thread, finds the flush done and comes here)
+    os.kill(os.getpid(), signum)
 
 
 def _finish_with_multiprocessing(lifecycle: Lifecycle) -> None:
