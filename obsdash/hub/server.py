@@ -101,6 +101,12 @@ class Hub:
                     hint="it is moved aside and rebuilt from the spool when the hub next starts: "
                     "close every obsdash using this data dir and try again",
                 ) from None
+            if "read-only mode" in str(exc):  # the READ ONLY transaction refused a write
+                raise QueryRefused("the statement writes: queries are read-only") from None
+            if isinstance(exc, duckdb.PermissionException):  # a file outside the data dir, a URL
+                raise QueryRefused(
+                    f"SQL error: {first_line(exc)}", hint="queries read the store, not other files"
+                ) from None
             raise ObsdashError(f"SQL error: {first_line(exc)}") from None
         finally:
             timer.cancel()
@@ -278,7 +284,8 @@ class Hub:
 def _run_in_rolled_back_transaction(
     cursor: Any, sql: str, params: list[Any] | None, max_rows: int
 ) -> QueryResult:
-    cursor.execute("BEGIN TRANSACTION")
+    # READ ONLY: a write check_read_only cannot see (a DELETE inside a CTE) fails here instead of being undone
+    cursor.execute("BEGIN TRANSACTION READ ONLY")
     try:
         cursor.execute(sql, params or None)
         description = cursor.description or []
