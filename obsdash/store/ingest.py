@@ -174,6 +174,8 @@ class Ingester:
         self.conn = conn
         self.spool = spool
         self.ingested_dir = ingested
+        self.archived_bytes = 0
+        """Bytes moved into `spool/ingested/` so far: retention keeps its size without listing it each pass."""
 
     def run(self) -> IngestReport:
         """Ingest every segment now in the spool."""
@@ -312,8 +314,11 @@ class Ingester:
         """Move ingested segments out of the way; they stay on disk so a corrupt store can be rebuilt."""
         for segment in segments:
             try:
+                size = segment.path.stat().st_size
                 os.replace(segment.path, self.ingested_dir / segment.name)
             except FileNotFoundError:
                 pass
             except OSError as exc:
                 log.warning("cannot move %s to %s: %s", segment.path, self.ingested_dir, exc)
+            else:
+                self.archived_bytes += size
