@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import stat
 import sys
 from pathlib import Path
 
@@ -57,18 +56,6 @@ def test_store_from_a_newer_obsdash_is_refused_and_kept(data_dir: Path) -> None:
         "(upgrade obsdash, or use another --data-dir)"
     ]
     assert database.read_bytes() == before
-
-
-def test_files_are_private(data_dir: Path) -> None:
-    result = run(wrapped(data_dir, sys.executable, "-c", "import logging; logging.warning('x')"))
-    assert result.returncode == 0
-    assert run(obsdash_cmd("ingest", "--data-dir", str(data_dir))).returncode == 0
-    for path in [data_dir, data_dir / "spool", data_dir / "spool" / "ingested"]:
-        assert stat.S_IMODE(path.stat().st_mode) == 0o700, path
-    files = [data_dir / "telemetry.duckdb", *(data_dir / "spool" / "ingested").iterdir()]
-    assert len(files) >= 3
-    for path in files:
-        assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
 
 
 def test_corrupt_database_is_moved_aside_and_rebuilt(data_dir: Path) -> None:

@@ -228,6 +228,9 @@ def _stall_if_injected(spool_dir: str) -> None:
 def _recreate_dir(path: str) -> bool:
     """Recreate the spool if someone deleted it; True when it now exists."""
     try:
+        # the data dir first, 0700 too: makedirs gives the parents it creates 0777 minus the umask (S3: a data
+        # dir deleted under an app running with umask 0 came back world-writable)
+        os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
         os.makedirs(path, mode=0o700, exist_ok=True)
         return True
     except OSError:

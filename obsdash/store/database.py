@@ -37,6 +37,10 @@ MEMORY_LIMIT = "320MB"
 
 def open_database(data_dir: DataDir) -> Any:
     """The hub's read-write connection, with the schema created or upgraded."""
+    # S3: the process that owns the store keeps umask 077 from here on. DuckDB creates files long after the open
+    # (the WAL again after a CHECKPOINT deletes it, spill files in DIR/tmp) with the process umask: 0666 under a
+    # umask of 0 (tests/security/test_private_files.py). Only obsdash's own processes host the hub.
+    os.umask(0o077)
     mark = damaged_mark(data_dir)
     if mark.exists():
         if data_dir.database.exists():
@@ -78,14 +82,10 @@ def _connect_with_schema(data_dir: DataDir) -> Any:
 
 
 def _connect(data_dir: DataDir) -> Any:
-    old_umask = os.umask(0o077)
-    try:
-        conn = duckdb.connect(
-            str(data_dir.database),
-            config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
-        )
-    finally:
-        os.umask(old_umask)
+    conn = duckdb.connect(
+        str(data_dir.database),
+        config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
+    )
     allowed = str(data_dir.root) + os.sep
     spill = data_dir.root / "tmp"
     spill.mkdir(mode=0o700, exist_ok=True)
@@ -140,9 +140,11 @@ def _move_aside_for_rebuild(data_dir: DataDir, reason: str) -> None:
             break
         aside = data_dir.database.with_name(f"{data_dir.database.name}.corrupt-{stamp}-{n}")
     os.replace(data_dir.database, aside)
+    aside.chmod(0o600)  # a rename keeps the mode: whatever damaged the file may have left it readable (S3)
     wal = data_dir.database.with_name(data_dir.database.name + ".wal")
     if wal.exists():
         os.replace(wal, aside.with_name(aside.name + ".wal"))
+        aside.with_name(aside.name + ".wal").chmod(0o600)
     requeued = 0
     for segment in data_dir.ingested.glob("*.jsonl"):
         os.replace(segment, data_dir.spool / segment.name)
