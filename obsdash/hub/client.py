@@ -20,6 +20,7 @@ from obsdash.errors import ObsdashError, StoreError
 from obsdash.hub import protocol
 from obsdash.hub.server import DEFAULT_MAX_ROWS, DEFAULT_QUERY_TIMEOUT_S, Hub
 from obsdash.store.results import QueryResult
+from obsdash.store.retention_policy import take_request
 
 CONNECT_TIMEOUT_S = 15.0
 
@@ -34,6 +35,8 @@ class StoreBackend(Protocol):
     def sync(self) -> dict[str, Any]: ...
 
     def stats(self) -> dict[str, Any]: ...
+
+    def set_retention(self, changes: dict[str, Any]) -> dict[str, Any]: ...
 
     def export_parquet(self, out_dir: str, run_id: str | None, since: str | None) -> dict[str, int]: ...
 
@@ -59,6 +62,9 @@ class LocalBackend:
 
     def stats(self) -> dict[str, Any]:
         return self.hub.stats()
+
+    def set_retention(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return self.hub.set_retention(changes)
 
     def export_parquet(self, out_dir: str, run_id: str | None, since: str | None) -> dict[str, int]:
         return self.hub.export_parquet(out_dir, run_id, since)
@@ -94,6 +100,9 @@ class RemoteBackend:
 
     def stats(self) -> dict[str, Any]:
         return self._call({"op": "stats"})
+
+    def set_retention(self, changes: dict[str, Any]) -> dict[str, Any]:
+        return dict(self._call({"op": "retention", "changes": changes})["retention"])
 
     def export_parquet(self, out_dir: str, run_id: str | None, since: str | None) -> dict[str, int]:
         request = {"op": "export_parquet", "out_dir": out_dir, "run_id": run_id, "since": since}
@@ -145,7 +154,14 @@ class Store:
         """The hub's own figures (pid, watermark)."""
         return self._retrying(lambda b: b.stats())  # type: ignore[no-any-return]
 
-    def export_parquet(self, out_dir: str, run_id: str | None = None, since: str | None = None) -> dict[str, int]:
+    def set_retention(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Save new retention limits in the store (keys `max_age_s`, `max_size`; None: no limit) and have the hub
+        apply them now; its retention status."""
+        return self._retrying(lambda b: b.set_retention(changes))  # type: ignore[no-any-return]
+
+    def export_parquet(
+        self, out_dir: str, run_id: str | None = None, since: str | None = None
+    ) -> dict[str, int]:
         """Have the hub write the selected rows of every table as Parquet files into `out_dir` (an absolute path
         to an existing directory; `since` an ISO time, naive UTC); rows written per table."""
         return self._retrying(lambda b: b.export_parquet(out_dir, run_id, since))  # type: ignore[no-any-return]
@@ -157,8 +173,13 @@ class Store:
 
 
 def open_store(data_dir: DataDir) -> Store:
-    """Join or host the hub of `data_dir`, creating the directory if needed."""
-    return Store(prepare(data_dir))
+    """Join or host the hub of `data_dir`, creating the directory if needed; a retention policy given on the
+    command line is saved by the hub this process starts, or sent to the one it joins."""
+    store = Store(prepare(data_dir))
+    changes = take_request()
+    if changes:
+        store.set_retention(changes)
+    return store
 
 
 def _elect(data_dir: DataDir) -> LocalBackend | RemoteBackend:

@@ -21,11 +21,12 @@ import duckdb
 from obsdash.datadir import DataDir
 from obsdash.errors import ObsdashError, QueryRefused, StoreError
 from obsdash.hub import protocol
-from obsdash.store.database import is_corruption, mark_damaged, open_database
+from obsdash.store.database import is_corruption, mark_damaged
 from obsdash.store.ingest import Ingester, IngestReport
 from obsdash.store.pricing import Pricer
 from obsdash.store.readonly import check_read_only, first_line
 from obsdash.store.results import QueryResult
+from obsdash.store.retention import Retention
 from obsdash.store.segments import kind_of
 
 log = logging.getLogger(__name__)
@@ -40,11 +41,13 @@ class Hub:
     def __init__(self, data_dir: DataDir, lock_fd: int) -> None:
         self.data_dir = data_dir
         self._lock_fd = lock_fd
-        self.conn = open_database(data_dir)
-        self._ingester = Ingester(self.conn, data_dir.spool, data_dir.ingested)
-        self._pricer = Pricer(self.conn)
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
+        self.retention = Retention(data_dir, self._write_lock, self._stop)
+        # open_database, then the policy asked for on this command line, and compaction of a file over its cap
+        self.conn = self.retention.open()
+        self._ingester = Ingester(self.conn, data_dir.spool, data_dir.ingested)
+        self._pricer = Pricer(self.conn)
         self._threads: list[threading.Thread] = []
         self._server: socket.socket | None = None
         self.watermark = 0
@@ -61,7 +64,21 @@ class Hub:
             if report.segments:
                 self.watermark += 1
                 self.last_ingest = report
-            return report
+        self._apply_retention()
+        return report
+
+    def _apply_retention(self) -> None:
+        """Prune what the policy no longer keeps (store/retention.py), after the ingest pass, outside its lock."""
+        if self.retention.after_ingest(self._ingester.archived_bytes):
+            self._pricer = Pricer(self.conn)  # deletes renumber the span row ids it counts on: price afresh
+            self.watermark += 1
+
+    def set_retention(self, changes: dict[str, Any]) -> dict[str, Any]:
+        """Save new limits (`max_age_s`, `max_size`; None: no limit) and apply them now; the retention status."""
+        status = self.retention.set_policy(changes, self._ingester.archived_bytes)
+        self._pricer = Pricer(self.conn)
+        self.watermark += 1
+        return status
 
     def query(
         self,
@@ -133,7 +150,12 @@ class Hub:
 
     def stats(self) -> dict[str, Any]:
         """What the hub knows about itself."""
-        return {"pid": os.getpid(), "watermark": self.watermark, "data_dir": str(self.data_dir.root)}
+        return {
+            "pid": os.getpid(),
+            "watermark": self.watermark,
+            "data_dir": str(self.data_dir.root),
+            "retention": self.retention.status(),
+        }
 
     # -- background work ---------------------------------------------------------------------------
     def start(self) -> None:
@@ -200,6 +222,8 @@ class Hub:
                 }
             if op == "stats":
                 return {"ok": True, **self.stats()}
+            if op == "retention":
+                return {"ok": True, "retention": self.set_retention(dict(request.get("changes") or {}))}
             if op == "export_parquet":
                 tables = self.export_parquet(
                     str(request["out_dir"]), request.get("run_id"), request.get("since")
