@@ -53,6 +53,43 @@ def _budget_option(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _age(text: str) -> float | None:
+    from obsdash.store.retention_policy import parse_age
+
+    try:
+        return parse_age(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _size(text: str) -> int | None:
+    from obsdash.store.retention_policy import parse_size
+
+    try:
+        return parse_size(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _retention_options(command: argparse.ArgumentParser) -> None:
+    """--max-age / --max-size on the commands that host the hub; saved in the store (absent: unchanged)."""
+    command.add_argument(
+        "--max-age",
+        type=_age,
+        default=argparse.SUPPRESS,
+        metavar="AGE",
+        help="prune telemetry older than AGE (90m, 24h, 7d; none: no limit, the default); saved in the store",
+    )
+    command.add_argument(
+        "--max-size",
+        type=_size,
+        default=argparse.SUPPRESS,
+        metavar="SIZE",
+        help="keep the data dir's telemetry under SIZE, oldest pruned first (500MB, 2GB; none: no cap; "
+        "default 2GB); saved in the store",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The full command-line grammar."""
     common = _data_dir_option()
@@ -82,7 +119,10 @@ def build_parser() -> argparse.ArgumentParser:
         "mcp", parents=[common], help="serve the telemetry to an AI assistant (MCP over stdio, read-only)"
     )
 
-    commands.add_parser("ingest", parents=[common], help="bring the store up to date with the spool and exit")
+    ingest = commands.add_parser(
+        "ingest", parents=[common], help="bring the store up to date with the spool and exit"
+    )
+    _retention_options(ingest)
 
     doctor = commands.add_parser(
         "doctor",
@@ -100,11 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     tui.add_argument("--window", choices=WINDOW_LABELS, default="1h", help="time window shown first")
     _budget_option(tui)
     _otlp_options(tui)
+    _retention_options(tui)
 
     serve = commands.add_parser(
         "serve", parents=[common], help="host the hub headless; with --otlp, an OTLP/HTTP intake too"
     )
     _otlp_options(serve)
+    _retention_options(serve)
 
     tail = commands.add_parser("tail", parents=[common], help="print new log lines and errors as they arrive")
     tail.add_argument("--errors", action="store_true", help="errors only, repeats collapsed with a count")
@@ -112,6 +154,7 @@ def build_parser() -> argparse.ArgumentParser:
     tail.add_argument("--service", metavar="S", help="only this service")
     tail.add_argument("--window", choices=WINDOW_LABELS, default="15m", help="how far back to start")
     _budget_option(tail)
+    _retention_options(tail)
 
     report = commands.add_parser(
         "report", parents=[common], help="production-readiness findings from the stored telemetry"
@@ -198,6 +241,10 @@ def _run_ingest(args: argparse.Namespace) -> int:
         f"ingested {report.get('segments', 0)} segments: {records}"
         + (f"; {bad} bad lines skipped" if bad else "")
     )
+    if hasattr(args, "max_age") or hasattr(args, "max_size"):
+        from obsdash.store.retention_policy import describe
+
+        print(describe(store.stats().get("retention") or {}))
     return 0
 
 
@@ -271,12 +318,24 @@ HANDLERS = {
 }
 
 
+def _request_retention(args: argparse.Namespace) -> None:
+    changes = {key: getattr(args, flag) for flag, key in RETENTION_FLAGS.items() if hasattr(args, flag)}
+    if changes:  # saved by the first store this process opens (hub/client.open_store)
+        from obsdash.store.retention_policy import request
+
+        request(changes)
+
+
+RETENTION_FLAGS = {"max_age": "max_age_s", "max_size": "max_size"}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `obsdash` console script."""
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
         args = parser.parse_args(["tui", *(argv if argv is not None else sys.argv[1:])])
+    _request_retention(args)
     try:
         return HANDLERS[args.command](args)
     except ObsdashError as exc:
