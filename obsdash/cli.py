@@ -6,6 +6,7 @@ Every error a user can cause ends as one line on stderr and a non-zero status; n
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from typing import NoReturn
@@ -208,7 +209,13 @@ def _run_query(args: argparse.Namespace) -> int:
     from obsdash.hub.client import open_store
     from obsdash.output import FORMATTERS
 
-    store = open_store(resolve(args.data_dir))
+    data_dir = resolve(args.data_dir)
+    if not data_dir.root.exists():  # a mistyped --data-dir would otherwise become a new, empty store
+        raise ObsdashError(
+            f"no obsdash data in {data_dir.root}",
+            hint="run your app under `obsdash wrap` first, or point --data-dir / OBSDASH_DIR at its data",
+        )
+    store = open_store(data_dir)
     result = store.query(args.sql, max_rows=max(1, args.max_rows))
     print(FORMATTERS[args.format](result))
     if result.truncated:
@@ -258,6 +265,11 @@ def _run_tui(args: argparse.Namespace) -> int:
     from obsdash.otlp.command import OtlpIntake
     from obsdash.tui.app import run_dashboard
 
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it drew into the pipe and waited for keys
+        raise ObsdashError(
+            "the dashboard needs a terminal (stdin and stdout are not one)",
+            hint="in scripts and pipes use `obsdash tail` or `obsdash query`",
+        )
     data_dir = resolve(args.data_dir)
     with OtlpIntake(args, data_dir):  # bound before the dashboard opens: a port in use is one line, not a TUI
         return run_dashboard(
@@ -343,3 +355,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.status
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `obsdash query ... | head`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+        return 0
+    except OSError as exc:
+        # a file obsdash needs: hub.lock on a read-only mount, a full disk, a hub that went away twice
+        where = f": {exc.filename}" if exc.filename else ""
+        sys.stderr.write(
+            f"obsdash: {exc.strerror or exc}{where} (check the data directory, or use another)\n"
+        )
+        return 1

@@ -71,6 +71,11 @@ def prepare(data_dir: DataDir) -> DataDir:
 
 
 def _make_private_dir(path: Path) -> None:
+    if path.exists() and not path.is_dir():  # mkdir would only say "File exists"
+        raise ObsdashError(
+            f"{path} is a file, not a directory",
+            hint="choose another data directory with --data-dir or OBSDASH_DIR",
+        )
     try:
         path.mkdir(mode=0o700, parents=True, exist_ok=True)
         if path.stat().st_mode & 0o077:
