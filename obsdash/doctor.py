@@ -17,6 +17,7 @@ import stat
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.text import Text
@@ -25,6 +26,7 @@ from obsdash.datadir import DataDir
 from obsdash.errors import ObsdashError
 from obsdash.hub.client import Store, open_store
 from obsdash.store.queries import doctor as q
+from obsdash.store.retention_policy import describe
 from obsdash.store.segments import kind_of
 from obsdash.tui import format as fmt
 
@@ -186,6 +188,8 @@ class Diagnosis:
     """The running hub's pid; None when none was running (doctor hosted it for the check)."""
     ingest: q.IngestTotals
     runs: list[RunReport]
+    retention: dict[str, Any] | None = None
+    """The hub's retention status: the policy and the bytes it applies to."""
 
     def problems(self) -> list[str]:
         """Everything that makes the exit status 1."""
@@ -210,7 +214,8 @@ def diagnose(data_dir: DataDir, run_id: str | None) -> Diagnosis:
         store.sync()
         runs = _runs(store, run_id)
         reports = [RunReport.combine(run, q.run_processes(store, run.run_id)) for run in runs]
-        return Diagnosis(data_dir, disk, hub_pid, q.ingest_totals(store), reports)
+        retention = store.stats().get("retention")
+        return Diagnosis(data_dir, disk, hub_pid, q.ingest_totals(store), reports, retention)
     finally:
         store.close()
 
@@ -287,6 +292,8 @@ def _header(d: Diagnosis) -> list[Text]:
     )
     if where:
         lines.append(_row("", (f"latest with bad lines: {where}", "dim")))
+    if d.retention:
+        lines.append(_row("retention", (describe(d.retention), "yellow" if d.retention.get("note") else "")))
     return lines
 
 

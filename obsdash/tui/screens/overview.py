@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from rich.text import Text
 from textual.app import ComposeResult
@@ -13,6 +13,7 @@ from textual.widgets import Footer, Label, Sparkline, Static
 from obsdash.store.queries.llm import BurnRate, SpendGroup
 from obsdash.store.queries.overview import Overview, overview
 from obsdash.store.queries.window import Window
+from obsdash.store.retention_policy import describe
 from obsdash.tui import format as fmt
 from obsdash.tui.live import LiveScreen
 from obsdash.tui.widgets.navbar import NavBar
@@ -42,13 +43,15 @@ class OverviewScreen(LiveScreen):
         yield Static(id="health")
         yield Footer()
 
-    def load(self, store: Store, window: Window, now: datetime) -> tuple[Overview, datetime]:
-        """All of the overview's figures."""
-        return overview(store, window, now), now
+    def load(
+        self, store: Store, window: Window, now: datetime
+    ) -> tuple[Overview, datetime, dict[str, Any] | None]:
+        """All of the overview's figures, and what the store keeps (the hub's retention status)."""
+        return overview(store, window, now), now, store.stats().get("retention")
 
-    def show(self, data: tuple[Overview, datetime]) -> None:
+    def show(self, data: tuple[Overview, datetime, dict[str, Any] | None]) -> None:
         """Fill the summary, the charts and both tables."""
-        view, now = data
+        view, now, retention = data
         self._show_summary(view)
         self._show_llm_spend(view)
         self._show_charts(view)
@@ -81,7 +84,7 @@ class OverviewScreen(LiveScreen):
             )
             for e in view.errors
         )
-        self.query_one("#health", Static).update(_health_line(view))
+        self.query_one("#health", Static).update(_health_line(view, retention))
 
     def _show_summary(self, view: Overview) -> None:
         services = ", ".join(s.service for s in view.services) or "no services yet"
@@ -130,10 +133,13 @@ class OverviewScreen(LiveScreen):
             self.dashboard.show_error(key)
 
 
-def _health_line(view: Overview) -> Text:
-    """Segments stored, then what was lost or left out; drops are live (the processes' `stats` records)."""
+def _health_line(view: Overview, retention: dict[str, Any] | None = None) -> Text:
+    """Segments stored and what is kept, then what was lost or left out; drops are live (the processes' `stats`
+    records)."""
     health = view.health
     line = Text(f"stored from {health.segments} spool segments", style="dim")
+    if retention:
+        line.append(f" · {describe(retention)}", style="yellow" if retention.get("note") else "dim")
     if health.bad_lines:
         line.append(f" · {health.bad_lines} bad lines skipped", style="yellow")
     for reason, n in sorted(health.dropped.items()):
