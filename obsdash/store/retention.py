@@ -94,6 +94,8 @@ class Retention:
         self._ratios: deque[float] = deque(maxlen=OVERHEAD_SAMPLES)
         self._usage = Usage(0, 0, self._archive.bytes, 0)
         self._last: dict[str, Any] | None = None
+        self._floor: int | None = None
+        """Live bytes right after the last size prune that deleted rows (see `_prune_size`)."""
         self._failed: str | None = None
 
     # -- entry points ------------------------------------------------------------------------------------------
@@ -147,6 +149,7 @@ class Retention:
                 self.policy = self.policy_from_store().changed(changes)
                 save_policy(self.conn, self.policy)
             self._next_age = 0.0
+            self._floor = None
             self._pass(archived_total)
         return self.status()
 
@@ -220,7 +223,9 @@ class Retention:
             files, freed = self._archive.trim_to(int(max(ARCHIVE_SHARE * target, usage.archive - need)))
             usage = self._measure()
         excess = usage.live - (target - usage.archive - usage.wal) / self.overhead
-        if excess <= 0:
+        if excess <= 0 or (self._floor is not None and usage.live <= self._floor):
+            # DuckDB allocates 256 KB blocks, at least one per table: a small store's live bytes do not go down
+            # with its rows, and deleting more would only empty it. Delete again once they have grown.
             return self._done("size", None, prune.Pruned(), files, freed)
         with self._holding():
             buckets = prune.histogram(self.conn, FAR_FUTURE, prune.row_bytes(self.conn))
@@ -230,7 +235,9 @@ class Retention:
         pruned = prune.delete_before(self._writer, cut, buckets)
         prune.delete_leftovers(self._writer, cut, utc_now(), pruned)
         more_files, more_freed = self._archive.delete_older(epoch_ns(cut))
-        return self._done("size", cut, pruned, files + more_files, freed + more_freed)
+        deleted = self._done("size", cut, pruned, files + more_files, freed + more_freed)
+        self._floor = self._measure().live if deleted else self._floor
+        return deleted
 
     def _done(self, reason: str, cut: datetime | None, pruned: prune.Pruned, files: int, freed: int) -> bool:
         if pruned.total:
