@@ -117,8 +117,11 @@ def change_cell(change: Change) -> Text:
 def print_text(comparison: RunComparison) -> None:
     """A table of routes (A→B, ▲ worse, ▼ better) and a one-line verdict."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
     from rich.text import Text
+
+    from obsdash.output import printable
 
     # in a CI log or a pipe there is no width to fit: keep each route on one line
     console = Console(highlight=False, width=None if sys.stdout.isatty() else 160)
@@ -129,12 +132,14 @@ def print_text(comparison: RunComparison) -> None:
     for header in ("route", "requests", "err%", "p50 ms", "p95 ms", "tokens", "llm cost"):
         table.add_column(header, justify="left" if header == "route" else "right", no_wrap=True)
     for row in comparison.routes:
-        table.add_row(row.route, *(change_cell(change) for change in route_changes(row)))
+        table.add_row(Text(printable(row.route)), *(change_cell(change) for change in route_changes(row)))
     console.print(table)
     found = regressions(comparison)
     if found:
         listed = "; ".join(change.describe() for change in found[:8])
-        console.print(f"[bold red]{len(found)} regression{'s' if len(found) > 1 else ''}[/]: {listed}")
+        console.print(
+            f"[bold red]{len(found)} regression{'s' if len(found) > 1 else ''}[/]: {escape(printable(listed))}"
+        )
     else:
         console.print(
             "[green]no regression[/] (thresholds: latency ×1.2 and +10 ms, error rate +1 pt, per call ×1.2)"

@@ -18,6 +18,7 @@ from textual.widgets import Footer, Static
 from textual.worker import Worker, WorkerState
 
 from obsdash.diff import change_cell, regressions, route_changes
+from obsdash.output import printable
 from obsdash.store.queries.runs import Run, RunComparison, compare_runs, list_runs
 from obsdash.store.queries.window import Window
 from obsdash.tui import format as fmt
@@ -123,11 +124,12 @@ class RunsScreen(LiveScreen):
 
 def _comparison(found: RunComparison) -> Table:
     table = Table(box=None, pad_edge=False, title_justify="left", expand=True)
-    table.title = f"A {found.a.run_id} → B {found.b.run_id}"
+    # stored text is shown as text, never read as Rich markup (a route named `[/]`, R7)
+    table.title = Text(printable(f"A {found.a.run_id} → B {found.b.run_id}"))
     for header in ("route", "req", "err%", "p50 ms", "p95 ms", "tokens", "llm $"):
         table.add_column(header, justify="left" if header == "route" else "right", no_wrap=True)
     for row in found.routes:
-        table.add_row(row.route, *(change_cell(change) for change in route_changes(row)))
+        table.add_row(Text(printable(row.route)), *(change_cell(change) for change in route_changes(row)))
     worse = regressions(found)
     table.caption = f"{len(worse)} regression{'s' if len(worse) != 1 else ''}" if worse else "no regression"
     return table
