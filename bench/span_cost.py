@@ -316,13 +316,19 @@ def headline(result: SpanCostResult) -> list[Headline]:
     return rows
 
 
+def _count_or_zero(text: str) -> int:
+    return 0 if text.strip() == "0" else parse_count(text)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Measure and print the per-span table and the burst."""
     parser = argparse.ArgumentParser(prog="python -m bench.span_cost", description=__doc__.split("\n")[0])
     parser.add_argument("--spans", type=parse_count, default=20_000, help="spans per timed run (20k)")
     parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds (5)")
     parser.add_argument("--warmup", type=parse_count, default=2_000, help="untimed spans first (2k)")
-    parser.add_argument("--burst", type=parse_count, default=100_000, help="spans in the burst (100k)")
+    parser.add_argument(
+        "--burst", type=_count_or_zero, default=100_000, help="spans in the burst (100k; 0: none)"
+    )
     args = parser.parse_args(argv)
     result = measure(args.spans, args.rounds, args.warmup, args.burst)
     print(
