@@ -100,11 +100,14 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 60) -> None:
+def wait_for_port(port: int, process: subprocess.Popen[bytes], log: Path, timeout: float = 60) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"the server exited with status {process.returncode} before listening")
+            tail = log.read_text(errors="replace")[-2000:]
+            raise RuntimeError(
+                f"the server exited with status {process.returncode} before listening:\n{tail}"
+            )
         with socket.socket() as sock:
             if sock.connect_ex(("127.0.0.1", port)) == 0:
                 return
@@ -157,11 +160,12 @@ def load_command(port: int, args: argparse.Namespace) -> list[str]:
 def one_round(config: str, args: argparse.Namespace, app_dir: Path, data_dir: Path) -> Round:
     """Start the server, probe it, load it, stop it."""
     port = free_port()
-    log = (app_dir / f"{config.replace(' ', '-')}.log").open("ab")
+    log_path = app_dir / f"{config.replace(' ', '-')}.log"
+    log = log_path.open("ab")
     command = server_command(config, port, app_dir, args, data_dir)
     server = subprocess.Popen(command, env=server_env(), stdout=log, stderr=log)
     try:
-        wait_for_port(port, server)
+        wait_for_port(port, server, log_path)
         seen = probe(port)
         load = subprocess.run(
             load_command(port, args),
