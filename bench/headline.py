@@ -75,6 +75,8 @@ def _figure(value: float) -> str:
     if math.isnan(value):
         return "–"
     magnitude = abs(value)
+    if value.is_integer():
+        return f"{value:,.0f}"
     if magnitude >= 100:
         return f"{value:,.0f}"
     if magnitude >= 10:

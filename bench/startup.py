@@ -159,7 +159,7 @@ def headline(result: StartupResult) -> list[Headline]:
     note = f"in-app {result.added(IN_APP) * 1000:.1f} ms, CLI {result.added(CLI) * 1000:.1f} ms"
     if PEER_LIGHT in result.samples:
         light_ms = result.added(PEER_LIGHT) * 1000
-        note += f"; peer with GenAI off {light_ms:.0f} ms → {added_ms / light_ms:.2f}×"
+        note += f"; peer with GenAI off {light_ms:,.0f} ms → {added_ms / light_ms:.2f}×"
     met = added_ms <= ADDED_LIMIT_MS and ratio <= RATIO_LIMIT
     what = "start-up added, `obsdash wrap python -c pass`"
     target = f"≤ {ADDED_LIMIT_MS:g} ms, ≤ {RATIO_LIMIT}×"
