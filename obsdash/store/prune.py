@@ -26,6 +26,8 @@ ROWS_PER_SPAN = 50
 SEGMENT_ROWS_KEPT_S = 3600
 """`ingested_segments` rows younger than this stay whatever the cut (see `delete_leftovers`)."""
 SEGMENT_DELETE_CHUNK = 20_000
+REWRITE_ROWS = 250_000
+"""A table this small after a size prune is rewritten, not just deleted from (see `rewrite`)."""
 
 _SPAN = " UNION ALL ".join(
     f"SELECT min({column}) AS first, max({column}) AS last FROM {table} WHERE {column} < $before"
@@ -225,3 +227,53 @@ def delete_leftovers(writer: Writer, cut: datetime, now: datetime, pruned: Prune
             [cut],
         ).fetchone()
     pruned.add("run_events", n)
+
+
+def rewrite(writer: Writer, table: str) -> None:
+    """Copy a table's rows into a new table that takes its place, so its deleted rows leave the disk.
+
+    DuckDB frees a row group's blocks only when every row in it is deleted (or when neighbours merge into fewer):
+    a row group holds 122,880 rows, so in a small store a DELETE frees nothing. Measured: 45k of 60k spans
+    deleted + CHECKPOINT, live data 14.4 -> 13.6 MB; the same table rewritten, 5.5 MB (0.05 s). Queries already
+    running keep reading the old table (MVCC); the indexes are re-created from their own SQL.
+    """
+    with writer.holding() as conn:
+        indexes = [
+            sql
+            for (sql,) in conn.execute(
+                "SELECT sql FROM duckdb_indexes() WHERE table_name = ?", [table]
+            ).fetchall()
+        ]
+        conn.execute("BEGIN TRANSACTION")
+        try:
+            conn.execute(f"CREATE TABLE obsdash_rewrite AS SELECT * FROM {table}")
+            conn.execute(f"DROP TABLE {table}")
+            conn.execute(f"ALTER TABLE obsdash_rewrite RENAME TO {table}")
+            for sql in indexes:
+                conn.execute(sql)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+
+
+def rewrite_small_tables(writer: Writer, pruned: Pruned, room: float) -> list[str]:
+    """Rewrite the tables the prune deleted from that hold at most `REWRITE_ROWS` rows, while their copies fit in
+    `room` bytes (a rewrite holds both copies until its checkpoint: up to 1.2 MB over an 8 MB cap, measured, when
+    it was not budgeted); their names."""
+    done = []
+    weights = None
+    for table in TIME_COLUMNS:
+        if not pruned.rows.get(table):
+            continue
+        with writer.holding() as conn:
+            (rows,) = conn.execute(f"SELECT count(*) FROM {table}").fetchone()
+            weights = weights or row_bytes(conn)
+        copy = (
+            rows * weights[table] * rows / (rows + pruned.rows[table])
+        )  # its blocks still hold the deleted rows
+        if rows <= REWRITE_ROWS and copy <= room:
+            rewrite(writer, table)
+            done.append(table)
+            room -= copy
+    return done

@@ -17,8 +17,10 @@ DEFAULT_MAX_SIZE: int | None = 2_000_000_000
 """2 GB: about 10M spans of the sample shop with their logs and metrics in DuckDB (179 MB per 1M, bench.synth),
 the largest store the dashboard is held to (P6/P7), while a store that silently fills a laptop's disk is a bug.
 No age limit by default: a laptop's runs are often days apart, and the size cap alone bounds the disk."""
-MIN_SIZE = 4_000_000
-"""An empty store alone takes ~1.5 MB of DuckDB blocks."""
+MIN_SIZE = 16_000_000
+"""DuckDB stores in 256 KB blocks, at least one per table, and rewrites a changed row group (122,880 rows) into new
+blocks before it frees the old: a store with a little of everything takes ~5 MB on disk, and under an 8 MB cap the
+sample shop kept about 6 s of its telemetry (docs/architecture.md, "Retention")."""
 META_KEYS = {"max_age_s": "retention.max_age_s", "max_size": "retention.max_size"}
 
 
@@ -73,7 +75,7 @@ def parse_size(text: str) -> int | None:
     size = int(float(match[1]) * scale)
     if size < MIN_SIZE:
         raise ValueError(
-            f"a size cap must be at least {format_size(MIN_SIZE)} (an empty store takes ~1.5 MB)"
+            f"a size cap must be at least {format_size(MIN_SIZE)} (DuckDB's own overhead is ~5 MB)"
         )
     return size
 
