@@ -58,6 +58,9 @@ def base_env() -> dict[str, str]:
     """This environment without obsdash's or OpenTelemetry's settings, exporters `none` for every config."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("OBSDASH_", "OTEL_"))}
     env.pop("PYTHONPATH", None)
+    # Users run with bytecode caches; this machine sets PYTHONDONTWRITEBYTECODE=1, which recompiles every module
+    # on every start and made each configuration's imports several times slower (obsdash 70.9 -> 44.2 ms added).
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
     return {**env, **EXPORTERS_NONE}
 
 
