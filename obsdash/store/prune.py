@@ -26,8 +26,9 @@ ROWS_PER_SPAN = 50
 SEGMENT_ROWS_KEPT_S = 3600
 """`ingested_segments` rows younger than this stay whatever the cut (see `delete_leftovers`)."""
 SEGMENT_DELETE_CHUNK = 20_000
-REWRITE_ROWS = 250_000
-"""A table this small after a size prune is rewritten, not just deleted from (see `rewrite`)."""
+REWRITE_ROWS = 122_880
+"""One row group: a table this small after a size prune is rewritten, not just deleted from (see `rewrite`). A
+larger one has neighbouring row groups that DuckDB's checkpoint merges once their remaining rows fit in fewer."""
 
 _SPAN = " UNION ALL ".join(
     f"SELECT min({column}) AS first, max({column}) AS last FROM {table} WHERE {column} < $before"
@@ -241,7 +242,9 @@ def rewrite(writer: Writer, table: str) -> None:
         indexes = [
             sql
             for (sql,) in conn.execute(
-                "SELECT sql FROM duckdb_indexes() WHERE table_name = ?", [table]
+                "SELECT sql FROM duckdb_indexes() WHERE database_name = current_database() "
+                "AND schema_name = current_schema() AND table_name = ?",
+                [table],
             ).fetchall()
         ]
         conn.execute("BEGIN TRANSACTION")
@@ -273,7 +276,9 @@ def rewrite_small_tables(writer: Writer, pruned: Pruned, room: float) -> list[st
             rows * weights[table] * rows / (rows + pruned.rows[table])
         )  # its blocks still hold the deleted rows
         if rows <= REWRITE_ROWS and copy <= room:
+            started = time.perf_counter()
             rewrite(writer, table)
+            pruned.lock_seconds = max(pruned.lock_seconds, time.perf_counter() - started)
             done.append(table)
             room -= copy
     return done

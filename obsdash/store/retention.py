@@ -210,11 +210,14 @@ class Retention:
         return deleted
 
     def _checkpoint_wal(self, cap: int) -> None:
-        """Fold a WAL grown past 5 % of the cap into the file, and learn how far the file outgrows its data."""
+        """Fold a WAL grown past 5 % of the cap into the file, and learn how far the file outgrows its data when it
+        has to grow. (A checkpoint that fits in blocks freed by pruning says nothing about that: sampled too, the
+        freed blocks drove the ratio to its 2.0 bound and kept the live data at 42 % of a 64 MB cap.)"""
+        store = _file_size(self.data_dir.database)
         if _file_size(self._wal_path) <= min(WAL_MAX, WAL_SHARE * cap) or not self._checkpoint():
             return
         usage = self._measure()
-        if usage.live:
+        if usage.live and usage.store > store:
             self._ratios.append(usage.store / usage.live)
 
     def _prune_age(self, max_age_s: float) -> bool:
