@@ -2,31 +2,36 @@
 
 What counts against the size cap is the telemetry on disk: `telemetry.duckdb`, its `.wal` and `spool/ingested/`
 (segments still waiting in the spool are not: they are pruned once ingested). The hub calls `after_ingest` after
-every ingest pass (`Hub.sync`); one pass runs at a time, and its deletes hold the write lock a slice at a time
-(prune.py), so ingest carries on between slices and dashboard queries never wait.
+every ingest pass (`Hub.sync`); one pass runs at a time, every statement holds the write lock only for its slice
+(prune.py), so ingest carries on between slices, and dashboard queries never wait (they read a snapshot).
 
 - **Age**, at most every 30 s, and at the first pass after the hub starts (which ingests any backlog): rows older
   than the cut go from spans, span_events, logs and metric_points; archived segments written before it from
   spool/ingested/; and the bookkeeping rows that stand for nothing any more (`prune.delete_leftovers`).
 - **Size**, whenever the data dir is over 90 % of the cap, down to 80 %: first the archive, oldest first, but not
-  below a quarter of that target (it serves only a rebuild, and a segment takes ~8x the bytes its rows take in
-  DuckDB: 3.5 MB of segments against ~0.4 MB in the store for 15 s of the sample shop); then the store's oldest
-  minutes, and the archived segments older than the store's new start.
+  below a quarter of that target (it serves only a rebuild, and segments take ~4.7x the bytes their rows take in
+  the store: 23.4 MB against 5.0 MB for 60k spans); then the store's oldest rows, and the archived segments older
+  than the store's new start.
 
-DuckDB does not give a deleted row's space back to the disk (2.0.1, measured): after DELETE + CHECKPOINT the file
-keeps its size, later writes reuse the freed blocks, and it shrinks only when blocks at its end come free. A
-checkpoint also writes each changed row group anew before freeing the old blocks, so the file peaks well above its
-live data: ~1.9x in a small store (one row group per table), 1.2-1.45x at 1M spans. Pruning by the file's size
-would delete everything without shrinking it; pruning by live data alone overshot a 20 MB cap by 65 %. So the
-size pass keeps *live bytes x the file/live ratio seen after this store's recent checkpoints* (1.1-2.0) under the
-target; on the same replayed traffic the file then peaked at 0.94-0.99x of 8, 30 and 100 MB caps. The WAL is
-checkpointed once it holds 5 % of the cap (at most 16 MB, DuckDB's own threshold): it takes ~5x the bytes its rows
-take once checkpointed.
+DuckDB 2.0.1 (measured, bench/retention.py) does not give a deleted row's space back to the disk: after DELETE +
+CHECKPOINT a 179 MB file grew to 218 MB with 57 MB live, and appending as much again reused the freed blocks
+(181 MB); it shrinks only when blocks at its end come free. Deleted rows keep their blocks until their whole row
+group (122,880 rows) goes or merges with a neighbour, and a checkpoint writes each changed row group anew before
+freeing the old blocks. So:
 
-A file left far over its cap with much of it free (the cap was lowered) shrinks only by a copy: when the hub opens
-such a store, it prunes, copies the live data into a new file (`COPY FROM DATABASE`: 3.3 s for a 215 MB file,
-174 MB after) and swaps it in, before anything else has the file open. A running hub cannot swap the file under its
-readers, so until it restarts `status()` says why the data dir is over its cap.
+- the size pass keeps *live bytes x the file/live ratio seen when a checkpoint grew the file* (1.1-2.0; 1.5 until
+  seen) under the target: the file, not the live bytes, is what the disk holds, but pruning by the file's size
+  would delete everything without shrinking it. 12.5 h of a 1M-span day appended under a 64 MB cap peaked at
+  51.7 MB with 31 MB live; the sample shop under a 16 MB cap at 14.4-15.4 MB (tests/test_retention.py);
+- a table of one row group is rewritten after a size prune (its rows copied into a new table that takes its
+  place), when the copy fits under the cap: in a small store a DELETE frees nothing;
+- the WAL is checkpointed once it holds 5 % of the cap (at most 16 MB, DuckDB's own threshold): it takes ~5x the
+  bytes its rows take once checkpointed.
+
+A store opened over its cap (the cap was lowered, or rows were deleted without freeing their blocks) is pruned and
+then copied into a new file (`COPY FROM DATABASE`: 0.3 s from 16 MB to 7.9 MB, 3.3 s from 215 MB to 174 MB) that
+is swapped in before anything else has the file open. A running hub cannot swap the file under its readers, so
+until it restarts `status()` says why the data dir is over its cap.
 """
 
 from __future__ import annotations
