@@ -36,6 +36,7 @@ class _LazyProviders:
         self._failed = False
         self._building = False
         self.pending = False
+        self.on_built: Any = None  # lifecycle: the SDK's fork hooks now exist
 
     def ensure(self, trigger: str | None = None) -> None:
         # Re-entered while building: the SDK's own imports (logging, ...) trigger import hooks.
@@ -50,6 +51,8 @@ class _LazyProviders:
             from obsdash_instrumenters.providers import Providers
 
             self.providers = Providers(self._writer, self._ctx)
+            if self.on_built is not None:
+                self.on_built()
         except BaseException as exc:
             self._failed = True
             internal_error("providers.create", exc)
@@ -102,6 +105,7 @@ def start() -> None:
     ctx = RecordContext(config.service_name, config.run_id, writer)
     providers = _LazyProviders(writer, ctx)
     lifecycle = Lifecycle(config, writer, ctx, providers.shutdown)
+    providers.on_built = lifecycle.unblock_sigterm_later
 
     finder = PostImportFinder(after_each=providers.retry_pending)
     sys.meta_path.insert(0, finder)
