@@ -146,6 +146,21 @@ def test_max_age_prunes_every_table_and_persists(data_dir: Path) -> None:
         assert count(data_dir, table) == 2, table
 
 
+def test_a_command_joining_a_running_hub_sets_its_policy(data_dir: Path) -> None:
+    from obsdash.hub.client import open_store
+
+    host = open_store(DataDir(data_dir))  # this process hosts the hub; `obsdash ingest` joins it
+    try:
+        write_old_and_new(DataDir(data_dir).spool, first=1)
+        result = run(obsdash_cmd("ingest", "--data-dir", str(data_dir), "--max-age", "1h"))
+        assert result.returncode == 0, result.stderr
+        assert "keeping 1h / 2 GB" in result.stdout, result.stdout
+        assert host.stats()["retention"]["max_age_s"] == 3600
+        assert count(data_dir, "spans") == 1
+    finally:
+        host.close()
+
+
 # -- (2) size while the sample shop runs --------------------------------------------------------------------------
 CAP = 16_000_000
 SLACK = 1_000_000

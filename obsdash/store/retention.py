@@ -148,31 +148,18 @@ class Retention:
     def after_ingest(self, archived_total: int) -> bool:
         """One pass after an ingest pass; True when rows were deleted (readers should refresh). Never raises."""
         with self._pass_lock:
-            try:
-                return self._pass(archived_total)
-            except prune.Stopped:
-                return False
-            except Exception as exc:
-                if self._stop.is_set():  # the hub closed the store under the pass
-                    return False
-                if str(exc) != self._failed:  # once per kind of failure, not once per ingest
-                    log.warning(
-                        "obsdash: pruning failed (%s: %s); retrying after the next ingest",
-                        type(exc).__name__,
-                        exc,
-                    )
-                self._failed = str(exc)
-                return False
+            return self._safe_pass(archived_total)
 
     def set_policy(self, changes: dict[str, Any], archived_total: int) -> dict[str, Any]:
-        """Save new limits (keys `max_age_s`, `max_size`; None for no limit) and apply them now; the status."""
+        """Save new limits (keys `max_age_s`, `max_size`; None for no limit) and apply them now; the status. A
+        failure to prune is logged (and retried after the next ingest), not raised: the limits are saved."""
         with self._pass_lock:
             with self._holding():
                 self.policy = self.policy_from_store().changed(changes)
                 save_policy(self.conn, self.policy)
             self._next_age = 0.0
             self._floor = None
-            self._pass(archived_total)
+            self._safe_pass(archived_total)
         return self.status()
 
     def status(self) -> dict[str, Any]:
@@ -199,6 +186,23 @@ class Retention:
         return status
 
     # -- one pass ----------------------------------------------------------------------------------------------
+    def _safe_pass(self, archived_total: int) -> bool:
+        try:
+            return self._pass(archived_total)
+        except prune.Stopped:
+            return False
+        except Exception as exc:
+            if self._stop.is_set():  # the hub closed the store under the pass
+                return False
+            if str(exc) != self._failed:  # once per kind of failure, not once per ingest
+                log.warning(
+                    "obsdash: pruning failed (%s: %s); retrying after the next ingest",
+                    type(exc).__name__,
+                    exc,
+                )
+            self._failed = str(exc)
+            return False
+
     def _pass(self, archived_total: int) -> bool:
         self._archive.added(archived_total - self._archived_seen)
         self._archived_seen = archived_total
