@@ -271,13 +271,13 @@ def _run_tui(args: argparse.Namespace) -> int:
     from obsdash.otlp.command import OtlpIntake
     from obsdash.tui.app import run_dashboard
 
-    if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it drew into the pipe and waited for keys
-        raise ObsdashError(
-            "the dashboard needs a terminal (stdin and stdout are not one)",
-            hint="in scripts and pipes use `obsdash tail` or `obsdash query`",
-        )
     data_dir = resolve(args.data_dir)
     with OtlpIntake(args, data_dir):  # bound before the dashboard opens: a port in use is one line, not a TUI
+        if not (sys.stdin.isatty() and sys.stdout.isatty()):  # else it drew into the pipe and waited for keys
+            raise ObsdashError(
+                "the dashboard needs a terminal (stdin and stdout are not one)",
+                hint="in scripts and pipes use `obsdash tail` or `obsdash query`",
+            )
         return run_dashboard(
             data_dir,
             window=getattr(args, "window", "1h"),

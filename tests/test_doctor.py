@@ -7,6 +7,7 @@ burst of the R3 test against a stalled spool); doctor runs as a user runs it, as
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def test_clean_run_lists_instrumented_skipped_and_startup_and_exits_0(data_dir: 
     script = tmp_path / "app.py"
     script.write_text(APP)
     env = child_env(OTEL_PYTHON_DISABLED_INSTRUMENTATIONS="urllib3")
-    app = run(wrapped(data_dir, "python", str(script)), env=env)
+    app = run(wrapped(data_dir, sys.executable, str(script)), env=env)
     assert app.returncode == 0 and app.stdout == "done\n", app.stderr
     assert_no_internal_errors(app.stderr)
 
@@ -56,7 +57,7 @@ def test_clean_run_lists_instrumented_skipped_and_startup_and_exits_0(data_dir: 
     startup_ms = float(
         scalar(data_dir, "SELECT details->>'$.startup_ms' FROM run_events WHERE event = 'start'")
     )
-    assert f"run {run_id}  app  python {script}" in out
+    assert f"run {run_id}  app  {sys.executable} {script}" in out
     instrumented = row(out, "instrumented")
     assert "requests" in instrumented and "sqlite3" in instrumented and "urllib3" not in instrumented
     assert "urllib3 (OTEL_PYTHON_DISABLED_INSTRUMENTATIONS)" in row(out, "skipped")
@@ -72,9 +73,9 @@ def test_clean_run_lists_instrumented_skipped_and_startup_and_exits_0(data_dir: 
 def test_drops_make_exit_1_and_run_selects_one_run(data_dir: Path) -> None:
     # a stalled spool and a queue of 100: most of the 3000 spans are dropped (counted as queue_full)
     env = child_env(OBSDASH_FAULTS="spool_stall", OBSDASH_MAX_QUEUED="100")
-    burst = run(wrapped(data_dir, "python", str(APPS / "span_burst.py"), "1000"), env=env, input="\n")
+    burst = run(wrapped(data_dir, sys.executable, str(APPS / "span_burst.py"), "1000"), env=env, input="\n")
     assert burst.returncode == 0, burst.stderr
-    clean = run(wrapped(data_dir, "python", "-c", "pass"))
+    clean = run(wrapped(data_dir, sys.executable, "-c", "pass"))
     assert clean.returncode == 0, clean.stderr
     burst_run = scalar(data_dir, "SELECT run_id FROM runs WHERE command LIKE '%span_burst%'")
     dropped = int(
@@ -101,7 +102,10 @@ def test_drops_make_exit_1_and_run_selects_one_run(data_dir: Path) -> None:
 def test_bad_lines_and_readable_files_are_problems(data_dir: Path) -> None:
     spool = data_dir / "spool"
     write_segments(spool, segments=1, spans_per_segment=5)
-    (spool / "spans-00000000000000000001-1-000001.jsonl").write_bytes(b'{"trace_id": 1}\nnot json\n')
+    bad = spool / "spans-00000000000000000001-1-000001.jsonl"
+    bad.write_bytes(b'{"trace_id": 1}\nnot json\n')
+    # explicit modes: a hub hosted earlier in this pytest process leaves umask 077 (database.py)
+    os.chmod(bad, 0o644)
     os.chmod(data_dir, 0o755)
 
     status, out, err = doctor(data_dir)

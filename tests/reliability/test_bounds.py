@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import time
 from datetime import datetime
 from pathlib import Path
@@ -45,7 +46,7 @@ def doctor(data_dir: Path) -> subprocess.CompletedProcess[str]:
 def test_stalled_writer_keeps_memory_flat_and_counts_every_drop(data_dir: Path) -> None:
     env = child_env(OBSDASH_FAULTS="spool_stall", OBSDASH_MAX_QUEUED=str(MAX_QUEUED))
     app = subprocess.Popen(
-        wrapped(data_dir, "python", str(APPS / "span_burst.py"), str(SPANS)),
+        wrapped(data_dir, sys.executable, str(APPS / "span_burst.py"), str(SPANS)),
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

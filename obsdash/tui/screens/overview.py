@@ -134,23 +134,27 @@ class OverviewScreen(LiveScreen):
 
 
 def _health_line(view: Overview, retention: dict[str, Any] | None = None) -> Text:
-    """Segments stored and what is kept, then what was lost or left out; drops are live (the processes' `stats`
-    records)."""
+    """What was lost or left out first (at 80 columns the line is cut after two rows), then segments stored and
+    what is kept; drops are live (the processes' `stats` records)."""
     health = view.health
-    line = Text(f"stored from {health.segments} spool segments", style="dim")
-    if retention:
-        line.append(f" · {describe(retention)}", style="yellow" if retention.get("note") else "dim")
+    parts: list[tuple[str, str]] = []
     if health.bad_lines:
-        line.append(f" · {health.bad_lines} bad lines skipped", style="yellow")
-    for reason, n in sorted(health.dropped.items()):
-        line.append(f" · {n} dropped ({reason})", style="yellow")
+        parts.append((f"{health.bad_lines} bad lines skipped", "yellow"))
+    parts += [(f"{n} dropped ({reason})", "yellow") for reason, n in sorted(health.dropped.items())]
+    if health.internal_errors:
+        parts.append((f"{health.internal_errors} internal errors", "red"))
     if health.not_instrumented:
         names = ", ".join(f"{lib} ({why})" for lib, why in sorted(health.not_instrumented.items()))
-        line.append(f" · not instrumented: {names}", style="dim")
-    if health.internal_errors:
-        line.append(f" · {health.internal_errors} internal errors", style="red")
+        parts.append((f"not instrumented: {names}", "dim"))
     if health.redactions:
-        line.append(f" · {sum(health.redactions.values())} secrets redacted", style="dim")
+        parts.append((f"{sum(health.redactions.values())} secrets redacted", "dim"))
+    parts.append((f"stored from {health.segments} spool segments", "dim"))
+    if retention:
+        parts.append((describe(retention), "yellow" if retention.get("note") else "dim"))
+    line = Text()
+    for n, (text, style) in enumerate(parts):
+        line.append(" · " if n else "", style="dim")
+        line.append(text, style=style)
     return line
 
 
