@@ -21,7 +21,6 @@ import argparse
 import json
 import multiprocessing
 import os
-import platform
 import random
 import subprocess
 import sys
@@ -406,25 +405,14 @@ def headline(results: list[SizeResult]) -> list[Headline]:
 
 
 def machine() -> dict[str, Any]:
-    """What the figures were measured on."""
+    """What the figures were measured on (bench.headline's description, plus the DuckDB version)."""
     import duckdb
 
-    cpu = ""
-    try:
-        cpu = next(
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        )
-    except (OSError, StopIteration):
-        pass
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "python": platform.python_version(),
-        "duckdb": duckdb.__version__,
-        "platform": platform.platform(),
-    }
+    from bench.headline import machine as described
+
+    about: dict[str, Any] = dict(described())
+    about.update(nproc=os.cpu_count(), duckdb=duckdb.__version__, platform=about["os"])
+    return about
 
 
 def parse_size(text: str, hours: float) -> tuple[int, float]:
