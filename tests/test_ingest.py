@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from pathlib import Path
 
 import duckdb
 
 from obsdash.store.segments import is_valid_record
 from tests.conftest import obsdash_cmd, query, run, scalar, wrapped
-from tests.spoolgen import span_line
+from tests.spoolgen import span_line, write_segments
 
 
 def test_corrupt_and_truncated_segment_costs_only_bad_lines(data_dir: Path) -> None:
@@ -70,3 +71,18 @@ def test_corrupt_database_is_moved_aside_and_rebuilt(data_dir: Path) -> None:
     assert result.stdout.splitlines() == ["body", "kept"]
     assert "rebuilding" in result.stderr
     assert list(data_dir.glob("telemetry.duckdb.corrupt-*"))
+
+
+def test_stale_temporaries_of_killed_writers_are_removed(data_dir: Path) -> None:
+    """A killed app leaves its hidden `.<segment>.tmp`; the hub's periodic pass removes it once it is old, and
+    leaves a fresh one (a writer about to rename it) alone."""
+    spool = data_dir / "spool"
+    write_segments(spool, segments=1, spans_per_segment=2)
+    stale, fresh = spool / ".spans-1-1-000009.jsonl.tmp", spool / ".spans-2-1-000010.jsonl.tmp"
+    for path in (stale, fresh):
+        path.write_bytes(b'{"trace_id": "half a line')
+    old = time.time() - 3600
+    os.utime(stale, (old, old))
+
+    assert scalar(data_dir, "SELECT count(*) FROM spans") == 2  # a hub ran its passes over the spool
+    assert not stale.exists() and fresh.exists()

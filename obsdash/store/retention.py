@@ -53,6 +53,7 @@ from obsdash.store import prune
 from obsdash.store.archive import Archive
 from obsdash.store.database import open_database
 from obsdash.store.retention_policy import Policy, format_size, load_policy, save_policy, take_request
+from obsdash.store.segments import remove_stale_temporaries
 
 log = logging.getLogger(__name__)
 
@@ -96,6 +97,7 @@ class Retention:
         self._archive = Archive(data_dir.ingested)
         self._archived_seen = 0
         self._next_age = 0.0  # due at the first pass
+        self._next_sweep = 0.0
         self._ratios: deque[float] = deque(maxlen=OVERHEAD_SAMPLES)
         self._usage = Usage(0, 0, self._archive.bytes, 0)
         self._last: dict[str, Any] | None = None
@@ -208,6 +210,9 @@ class Retention:
         self._archived_seen = archived_total
         policy = self.policy
         deleted = False
+        if time.monotonic() >= self._next_sweep:  # whatever the policy: killed apps' temp files (R6)
+            self._next_sweep = time.monotonic() + AGE_INTERVAL_S
+            remove_stale_temporaries(self.data_dir.spool)
         if policy.max_size is not None:
             self._checkpoint_wal(policy.max_size)
         if policy.max_age_s is not None and time.monotonic() >= self._next_age:

@@ -9,6 +9,7 @@ in one transaction, so one line let through that DuckDB then refuses would cost 
 from __future__ import annotations
 
 import os
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -158,6 +159,30 @@ def list_segments(spool: Path) -> list[Segment]:
         return []
     found = [Segment(spool / name, kind) for name in entries if (kind := kind_of(name))]
     return sorted(found, key=lambda s: s.name.split("-", 1)[1])
+
+
+STALE_TEMPORARY_S = 600.0
+"""A writer renames its hidden temp file within milliseconds; one this old belongs to a killed app (R6)."""
+
+
+def remove_stale_temporaries(spool: Path, older_than_s: float = STALE_TEMPORARY_S) -> int:
+    """Delete the hidden `.<segment>.tmp` files a killed writer left behind; returns how many went."""
+    removed = 0
+    cutoff = time.time() - older_than_s
+    try:
+        entries = list(os.scandir(spool))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if not (entry.name.startswith(".") and entry.name.endswith(".tmp")):
+            continue
+        try:
+            if entry.stat().st_mtime < cutoff:
+                os.unlink(entry.path)
+                removed += 1
+        except OSError:
+            pass  # gone already, or not ours to remove
+    return removed
 
 
 def is_valid_record(kind: str, record: Any) -> bool:
