@@ -156,6 +156,12 @@ def test_a_command_joining_a_running_hub_sets_its_policy(data_dir: Path) -> None
         assert result.returncode == 0, result.stderr
         assert "keeping 1h / 2 GB" in result.stdout, result.stdout
         assert host.stats()["retention"]["max_age_s"] == 3600
+        # the prune runs right after the policy lands, or — when it could not (the hub's watcher was mid-pass, as
+        # on a loaded CI box) — after the next ingest: give it one
+        deadline = time.monotonic() + 20
+        while count(data_dir, "spans") != 1 and time.monotonic() < deadline:
+            run(obsdash_cmd("ingest", "--data-dir", str(data_dir)))
+            time.sleep(0.5)
         assert count(data_dir, "spans") == 1
     finally:
         host.close()
