@@ -252,4 +252,6 @@ def build(reader: Reader, scope: Scope, thresholds: Thresholds, now: datetime) -
         lambda: untraced(evidence.untraced_logs(reader, scope), evidence.log_totals(reader, scope)),
     ]
     found = [finding for source in sources for finding in source()]
-    return sorted(found, key=lambda f: (-SEVERITIES.index(f.severity), -f.count))
+    # ties broken by kind, place and title: the same store always gives the same list (rows of equal count
+    # came back in any order from DuckDB's parallel aggregation)
+    return sorted(found, key=lambda f: (-SEVERITIES.index(f.severity), -f.count, f.kind, f.where, f.title))

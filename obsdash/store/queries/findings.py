@@ -52,11 +52,11 @@ WITH e AS (
 SELECT coalesce(e.route, r.root, e.service_name) AS route, any_value(e.service_name) AS service,
        regexp_replace(e.exception_type, '^.*[.]', '') AS exception_type, count(*) AS n,
        count(DISTINCT e.trace_id) AS traces, arg_max(e.message, e.time) AS message, any_value(e.location) AS location,
-       list(DISTINCT e.trace_id)[1:{EXAMPLES}] AS examples,
+       list(DISTINCT e.trace_id ORDER BY e.trace_id)[1:{EXAMPLES}] AS examples,
        any_value(r.http_status) AS http_status
 FROM e JOIN roots r USING (trace_id)
 WHERE r.http_status >= 500 OR r.status = 'ERROR'
-GROUP BY ALL ORDER BY n DESC
+GROUP BY ALL ORDER BY n DESC, route, exception_type
 """
 
 
@@ -94,10 +94,10 @@ WITH calls AS MATERIALIZED (
 )
 SELECT f.upstream, f.http_status_code AS http_status, count(*) AS n,
        count(*) FILTER (WHERE r.retried) AS retried, any_value(f.target) AS target,
-       list(DISTINCT f.trace_id)[1:{EXAMPLES}] AS examples,
+       list(DISTINCT f.trace_id ORDER BY f.trace_id)[1:{EXAMPLES}] AS examples,
        list(DISTINCT f.route) FILTER (WHERE f.route IS NOT NULL) AS routes
 FROM failed f JOIN retried r USING (span_id)
-GROUP BY f.upstream, f.http_status_code ORDER BY n DESC
+GROUP BY f.upstream, f.http_status_code ORDER BY n DESC, f.upstream, f.http_status_code
 """
 
 
@@ -119,9 +119,9 @@ WITH per_trace AS (
 SELECT coalesce(r.route, '?') AS route, p.db_statement AS statement, count(*) AS traces,
        max(p.repeats) AS max_repeats, round(avg(p.repeats), 1) AS avg_repeats,
        arg_max(p.trace_id, p.repeats) AS worst_trace,
-       list(DISTINCT p.trace_id)[1:{EXAMPLES}] AS examples
+       list(DISTINCT p.trace_id ORDER BY p.trace_id)[1:{EXAMPLES}] AS examples
 FROM per_trace p LEFT JOIN routes r USING (trace_id)
-GROUP BY ALL ORDER BY traces * max_repeats DESC
+GROUP BY ALL ORDER BY traces * max_repeats DESC, route, statement
 """
 
 
@@ -139,7 +139,7 @@ SELECT coalesce(http_route, name) AS route, any_value(service_name) AS service, 
 FROM spans
 WHERE is_root AND kind IN ('SERVER', 'CONSUMER') AND start_time >= CAST(? AS TIMESTAMP) AND {_IN_RUN}
 GROUP BY ALL HAVING count(*) >= ? AND quantile_cont(duration_ms, 0.95) >= ?
-ORDER BY p95 DESC
+ORDER BY p95 DESC, route
 """
 
 
@@ -163,15 +163,17 @@ SELECT coalesce(c.route, '?') AS route, coalesce(c.model, '?') AS model, count(*
        count(*) FILTER (WHERE t.timeout_s < 0 OR t.timeout_s >= {DEFAULT_LLM_TIMEOUT_S}) AS default_timeout,
        count(t.timeout_s) AS timeout_known,
        count(*) FILTER (WHERE c.failed) AS failed,
-       list(DISTINCT c.trace_id) FILTER (WHERE s.attributes->>'$."gen_ai.request.max_tokens"' IS NULL)[1:{EXAMPLES}]
+       list(DISTINCT c.trace_id ORDER BY c.trace_id)
+           FILTER (WHERE s.attributes->>'$."gen_ai.request.max_tokens"' IS NULL)[1:{EXAMPLES}]
            AS examples_without_max_tokens,
-       list(DISTINCT c.trace_id) FILTER (WHERE t.timeout_s < 0 OR t.timeout_s >= {DEFAULT_LLM_TIMEOUT_S})[1:{EXAMPLES}]
+       list(DISTINCT c.trace_id ORDER BY c.trace_id)
+           FILTER (WHERE t.timeout_s < 0 OR t.timeout_s >= {DEFAULT_LLM_TIMEOUT_S})[1:{EXAMPLES}]
            AS examples_default_timeout,
-       list(DISTINCT c.trace_id) FILTER (WHERE c.failed)[1:{EXAMPLES}] AS examples_failed
+       list(DISTINCT c.trace_id ORDER BY c.trace_id) FILTER (WHERE c.failed)[1:{EXAMPLES}] AS examples_failed
 FROM c JOIN spans s ON s.trace_id = c.trace_id AND s.span_id = c.span_id
 LEFT JOIN timeouts t ON t.span_id = c.span_id
 WHERE s.start_time >= CAST(? AS TIMESTAMP) AND {_IN_RUN.replace("run_id", "s.run_id")}
-GROUP BY ALL ORDER BY calls DESC
+GROUP BY ALL ORDER BY calls DESC, route, model
 """
 
 
@@ -187,7 +189,7 @@ SELECT service_name AS service, coalesce(scope, '?') AS logger, count(*) AS n,
        arg_max(body, time) AS example
 FROM logs
 WHERE trace_id IS NULL AND time >= CAST(? AS TIMESTAMP) AND {_IN_RUN}
-GROUP BY ALL ORDER BY n DESC
+GROUP BY ALL ORDER BY n DESC, service, logger
 """
 
 
