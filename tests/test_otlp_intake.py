@@ -43,10 +43,9 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 
+from obsdash.otlp.decode import JSON, PROTOBUF
 from tests.conftest import APPS, child_env, free_port, obsdash_cmd, query, run, scalar, wait_for_port
 
-PROTOBUF = "application/x-protobuf"
-JSON = "application/json"
 MIB = 1024 * 1024
 APP = str(APPS / "otlp_app.py")
 SECRET = "sk-proj-otlpSECRETotlpSECRETotlpSECRET0123"  # the app's; must never reach the store

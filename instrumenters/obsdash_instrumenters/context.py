@@ -36,8 +36,7 @@ class RecordContext:
     def count_dropped(self, reason: str) -> None:
         """Count a record dropped on its way to the queue (e.g. `scrub_error`) with the writer's other drops."""
         if self.writer is not None:
-            dropped = self.writer.dropped
-            dropped[reason] = dropped.get(reason, 0) + 1
+            self.writer.count_dropped(reason)
 
     def set_resource(self, attributes: Mapping[str, Any]) -> None:
         """Adopt the SDK resource's attributes (OTEL_RESOURCE_ATTRIBUTES and detectors) once it exists, scrubbed."""

@@ -53,8 +53,7 @@ class SpoolSpanProcessor(SpanProcessor):
         except RecordDropped:
             pass  # the scrubber failed on it: dropped and counted already (scrub_error)
         except BaseException as exc:
-            dropped = self._writer.dropped  # the span is lost: count it
-            dropped["export_error"] = dropped.get("export_error", 0) + 1
+            self._writer.count_dropped("export_error")  # the span is lost: count it
             internal_error("span.encode", exc)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
