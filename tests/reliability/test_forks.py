@@ -347,7 +347,11 @@ def test_flask_reload_both_generations_report(data_dir: Path, tmp_path: Path, ho
         deadline = time.monotonic() + 30
         while reloading[-1]["generation"] == 1 and time.monotonic() < deadline:
             time.sleep(0.2)
-            reloading.append(get_json(port, "/work/100"))
+            try:
+                reloading.append(get_json(port, "/work/100"))
+            except requests.ConnectionError:
+                # Werkzeug kills the old child mid-request, bare too: that request has no answer and no span
+                continue
         second = [get_json(port, f"/work/{n}") for n in range(20)]
         answers = first + reloading + second
         wait_until_stored(data_dir, len(answers))
