@@ -272,7 +272,9 @@ class Retention:
         pruned = prune.delete_before(self._writer, cut, buckets)
         prune.delete_leftovers(self._writer, cut, utc_now(), pruned)
         if pruned.total and self._checkpoint():
-            prune.rewrite_small_tables(self._writer, pruned, TRIGGER * cap - self._measure().total)
+            prune.rewrite_small_tables(
+                self._writer, pruned, TRIGGER * cap - self._measure().total, min(WAL_MAX, WAL_SHARE * cap)
+            )
         more_files, more_freed = self._archive.delete_older(epoch_ns(cut))
         deleted = self._done("size", cut, pruned, files + more_files, freed + more_freed)
         self._floor = self._measure().live if deleted else self._floor
