@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -52,11 +53,46 @@ def dumps(record: Mapping[str, Any]) -> bytes:
 
 
 def _hex_trace(trace_id: int | None) -> str | None:
-    return format(trace_id, "032x") if trace_id else None
+    # `%` formatting: 0.11 µs against format()'s 0.29 (two ids per span, sometimes three)
+    return "%032x" % trace_id if trace_id else None  # noqa: UP031
 
 
 def _hex_span(span_id: int | None) -> str | None:
-    return format(span_id, "016x") if span_id else None
+    return "%016x" % span_id if span_id else None  # noqa: UP031
+
+
+def _span_attributes(span: Any) -> dict[str, Any]:
+    """A private copy of a finished span's attributes (the scrubber edits it in place).
+
+    The SDK's `span.attributes` is a MappingProxy over BoundedAttributes, which `dict()` copies key by key through
+    Python-level `__getitem__`: 2.0 µs for a Flask span against 0.4 µs for copying the dict inside it
+    (docs/benchmarks.md, P3). Any other span shape takes the public way."""
+    try:
+        inner = span._attributes._dict
+    except AttributeError:
+        inner = None
+    if type(inner) is dict or isinstance(inner, OrderedDict):
+        return dict(inner)
+    return dict(span.attributes or {})
+
+
+def _span_events(span: Any) -> list[dict[str, Any]]:
+    """A finished span's events as records; the SDK's `span.events` copies its list into a tuple even when it
+    is empty, which most spans are (1.1 µs)."""
+    try:
+        events = span._events
+    except AttributeError:
+        events = span.events
+    if not events:
+        return []
+    return [
+        {
+            "name": event.name,
+            "time_ns": event.timestamp,
+            "attributes": with_exception_location(dict(event.attributes or {})),
+        }
+        for event in events
+    ]
 
 
 def with_exception_location(attributes: dict[str, Any]) -> dict[str, Any]:
@@ -73,29 +109,22 @@ def encode_span(span: Any, ctx: RecordContext) -> bytes:
     """A finished SDK span (ReadableSpan) as one spool line."""
     context = span.context
     parent = span.parent
-    events = [
-        {
-            "name": event.name,
-            "time_ns": event.timestamp,
-            "attributes": with_exception_location(dict(event.attributes or {})),
-        }
-        for event in span.events
-    ]
     status = span.status
+    scope = span.instrumentation_scope
     record = {
         "trace_id": _hex_trace(context.trace_id),
         "span_id": _hex_span(context.span_id),
         "parent_span_id": _hex_span(parent.span_id) if parent is not None else None,
         "parent_remote": bool(parent.is_remote) if parent is not None else None,
         "name": span.name,
-        "kind": span.kind.name,
+        "kind": span.kind._name_,  # an Enum's `.name` is a descriptor call, `_name_` the plain attribute behind it
         "start_ns": span.start_time,
         "end_ns": span.end_time,
-        "status_code": status.status_code.name,
+        "status_code": status.status_code._name_,
         "status_message": status.description,
-        "attributes": dict(span.attributes or {}),
-        "events": events,
-        "scope": span.instrumentation_scope.name if span.instrumentation_scope else None,
+        "attributes": _span_attributes(span),
+        "events": _span_events(span),
+        "scope": scope.name if scope else None,
     }
     _scrubbed(scrub.span, record, ctx)
     return dumps(ctx.stamp(record))
