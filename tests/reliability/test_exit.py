@@ -66,6 +66,15 @@ def test_exit_status_and_output_as_bare(data_dir: Path, case: str) -> None:
         assert [e["exit_code"] for e in ends] == [status], ends  # the store says how the process ended
 
 
+@pytest.fixture(autouse=True)
+def _sigint_not_ignored() -> None:
+    """A shell's background job starts with SIGINT ignored and passes that on to what it starts, where Python
+    then installs no KeyboardInterrupt handler: the Ctrl-C case would hang, bare and wrapped alike. A terminal's
+    foreground process has the default, as CI's has."""
+    if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
 def _start(cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     proc = subprocess.Popen(
         cmd,
