@@ -42,6 +42,9 @@ from bench._store import dropped_total, end_records, store_rows
 from bench.headline import Headline
 
 US_LIMIT = 20.0
+SDK_RATIO_LIMIT = US_LIMIT / 12.5
+"""The same target against the SDK's own span: quality.md's 20 µs sits beside its 12.5 µs for the SDK with a no-op
+exporter, which costs 18.8-21.5 µs on this benchmark's 2-core VM; the ratio is what carries across machines."""
 SCOPE = "bench.span_cost"
 
 # The app: argv = mode, spans, warm-up spans, sink port, how to finish ("flush", "exit" or "shutdown"), scope.
@@ -273,7 +276,8 @@ def burst_table(result: SpanCostResult) -> str:
 
 
 def headline(result: SpanCostResult) -> list[Headline]:
-    """Two P3 rows: µs per span against the OTLP/HTTP peer, and drops in the burst."""
+    """Three P3 rows: µs per span against the OTLP/HTTP peer and against the SDK's own span, and drops in the
+    burst."""
     ours = result.per_span_us("obsdash", "total_s")
     otlp = result.per_span_us("otlp-http", "total_s")
     noop = result.per_span_us("simple-noop", "total_s")
@@ -288,9 +292,22 @@ def headline(result: SpanCostResult) -> list[Headline]:
             ours / otlp,
             f"≤ {US_LIMIT:g} µs",
             ours <= US_LIMIT,
-            f"CPU {result.per_span_us('obsdash', 'cpu_s'):.1f} µs; SDK + no-op exporter {noop:.1f} µs; "
-            f"stored {result.stored:,} of {result.expected_stored:,}",
-        )
+            f"CPU {result.per_span_us('obsdash', 'cpu_s'):.1f} µs; stored {result.stored:,} of "
+            f"{result.expected_stored:,}"
+            + (f"; the SDK's span alone costs {noop:.1f} µs on this machine" if noop >= US_LIMIT else ""),
+        ),
+        Headline(
+            "P3",
+            "in-app cost per span against the SDK's own span",
+            ours,
+            noop,
+            "µs",
+            "SDK + no-op exporter",
+            ours / noop,
+            f"≤ {SDK_RATIO_LIMIT:g}× (20 µs / 12.5 µs)",
+            ours <= SDK_RATIO_LIMIT * noop,
+            f"obsdash's export path adds {ours - noop:.1f} µs to the SDK's span",
+        ),
     ]
     if result.burst:
         b = result.burst

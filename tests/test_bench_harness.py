@@ -53,12 +53,12 @@ def test_every_benchmark_runs_and_has_a_row(tiny_run: tuple[list[Headline], dict
     for row in [
         *by_id(rows, "P1"),
         *by_id(rows, "P2"),
-        by_id(rows, "P3")[0],
+        *by_id(rows, "P3")[:2],
         *by_id(rows, "P4"),
         *by_id(rows, "P5"),
     ]:
         assert row.value > 0 and row.peer > 0 and row.ratio > 0, row
-    assert len(by_id(rows, "P3")) == 2
+    assert len(by_id(rows, "P3")) == 3  # against OTLP/HTTP, against the SDK's own span, the burst
     assert len(by_id(rows, "P6")) == 2  # 1h and all, one store
 
 
@@ -72,7 +72,8 @@ def test_honesty_checks_hold(tiny_run: tuple[list[Headline], dict[str, str], boo
     stored = re.search(r"spans stored ([\d,]+) of ([\d,]+) requests", p2.note)
     assert stored and stored[1] == stored[2] and stored[1] != "0", p2.note
     # P3: every span of the timed runs reached the store; the small burst lost nothing, and nothing was counted.
-    cost, burst = by_id(rows, "P3")
+    cost, against_sdk, burst = by_id(rows, "P3")
+    assert against_sdk.value == cost.value and against_sdk.ratio == cost.value / against_sdk.peer
     spans = re.search(r"stored ([\d,]+) of ([\d,]+)", cost.note)
     assert spans and spans[1] == spans[2], cost.note
     assert burst.value == 0 and burst.met, burst
