@@ -665,7 +665,9 @@ class Built:
 def build(data_dir: Path, plan: Plan, progress: bool = False) -> Built:
     """Create a store in `data_dir` (which must not hold one yet) holding `plan`'s synthetic telemetry."""
     from obsdash.datadir import DataDir, prepare
+    from obsdash.store import rollup
     from obsdash.store.database import open_database
+    from obsdash.store.retention_policy import Policy, save_policy
 
     directory = prepare(DataDir(data_dir.expanduser().resolve()))
     if directory.database.exists():
@@ -692,13 +694,25 @@ def build(data_dir: Path, plan: Plan, progress: bool = False) -> Built:
         conn.execute(_metrics_sql())
         conn.execute(RUNS_SQL)
         conn.execute(SEGMENTS_SQL)
+        rollup.rebuild(conn)  # what ingest would have merged batch by batch (store/rollup.py)
+        # no size cap: under the default 2 GB the hub opening a 10M-span store (1.3-1.7 GB, over 0.9 x the cap
+        # with the file's assumed overhead) starts deleting the benchmark's data
+        save_policy(conn, Policy(max_age_s=None, max_size=None))
         conn.execute("CREATE INDEX spans_trace ON spans (trace_id)")
         for name in ("_t", "_c", "_route", "_child", "_slot", "_run"):
             conn.execute(f"DROP TABLE IF EXISTS {name}")
         conn.execute("CHECKPOINT")
         counts = {
             table: int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
-            for table in ("spans", "span_events", "logs", "metric_points", "run_events", "ingested_segments")
+            for table in (
+                "spans",
+                "span_events",
+                "logs",
+                "metric_points",
+                "run_events",
+                "ingested_segments",
+                "route_minutes",
+            )
         }
     finally:
         conn.close()

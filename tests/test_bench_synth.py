@@ -15,7 +15,8 @@ import pytest
 from bench.synth import ROUTES, Plan, build
 from obsdash.datadir import DataDir
 from obsdash.hub.client import Store, open_store
-from obsdash.store.queries.overview import overview
+from obsdash.store import rollup
+from obsdash.store.queries.overview import overview, route_stats
 from obsdash.store.queries.window import window_named
 
 END = datetime(2026, 3, 1, 12, 0, 0)
@@ -109,3 +110,17 @@ def test_the_overview_shows_the_sample_shops_routes(store: Store) -> None:
     assert [s.service for s in seen.services] == ["shop"]
     assert seen.errors and seen.errors_total > 0
     assert seen.requests == one(store, "SELECT count(*) FROM spans WHERE is_root")
+
+
+def test_the_rollup_holds_every_span(store: Store) -> None:
+    """bench.synth inserts spans with SQL, not through ingest: it builds the rollup the overview reads for long
+    windows, equal to the spans' own aggregate."""
+    columns = rollup.COLUMNS.replace("hist", "CAST(hist AS VARCHAR)")
+    every_span = rollup.aggregate(rollup.spans_between("TIMESTAMP '1970-01-01'"))
+    differ = f"SELECT {columns} FROM route_minutes EXCEPT ALL SELECT {columns} FROM ({every_span})"
+    assert one(store, f"SELECT count(*) FROM ({differ})") == 0
+    assert one(store, "SELECT sum(spans) FROM route_minutes") == one(store, "SELECT count(*) FROM spans")
+    since = END - timedelta(hours=6)  # read from the rollup: the same counts as the spans give
+    assert sum(r.requests for r in route_stats(store, since, END)) == one(
+        store, "SELECT count(*) FROM spans WHERE is_root"
+    )

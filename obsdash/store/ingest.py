@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from obsdash.store import rollup
 from obsdash.store.segments import COLUMNS, Segment, list_segments, salvage
 
 log = logging.getLogger(__name__)
@@ -126,6 +127,7 @@ INSERTS = {
             "WHERE len(events) > 0)",
             "ev.attributes",
         ),
+        rollup.MERGE_BATCH,  # the per-minute rollup the overview reads for long windows (store/rollup.py)
     ],
     "logs": [
         _with_exception_columns(

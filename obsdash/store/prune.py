@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+from obsdash.store import rollup
+
 TIME_COLUMNS = {"spans": "start_time", "span_events": "time", "logs": "time", "metric_points": "time"}
 SLICE_SPANS = 20_000
 """Spans per delete transaction (~0.2-0.4 s)."""
@@ -174,7 +176,8 @@ def slice_ends(buckets: list[Bucket], cut: datetime) -> list[datetime]:
 
 
 def delete_before(writer: Writer, cut: datetime, buckets: list[Bucket]) -> Pruned:
-    """Delete every row older than `cut` from the four time tables, one slice per transaction under `lock`."""
+    """Delete every row older than `cut` from the four time tables, one slice per transaction under `lock`, and
+    the spans' rollup rows with them (its minute at the slice's end recomputed from the spans left)."""
     pruned = Pruned()
     started = time.perf_counter()
     for end in slice_ends(buckets, cut):
@@ -185,6 +188,8 @@ def delete_before(writer: Writer, cut: datetime, buckets: list[Bucket]) -> Prune
                 for table, column in TIME_COLUMNS.items():
                     (n,) = conn.execute(f"DELETE FROM {table} WHERE {column} < ?", [end]).fetchone()
                     pruned.add(table, n)
+                # the rollup keeps equal to the spans left: `all` on the overview shows what is stored
+                pruned.add("route_minutes", rollup.prune_before(conn, end))
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")

@@ -111,6 +111,8 @@ class OverviewScreen(LiveScreen):
     def _show_charts(self, view: Overview) -> None:
         series = view.series
         bucket = fmt.duration(series.buckets.width_s * 1000)
+        # windows over 2 h are read from the per-minute rollup: its percentiles (here and in the routes) are ±5 %
+        approximate = " ±5%" if view.approximate else ""
         for chart_id, values, label in (
             (
                 "requests",
@@ -118,7 +120,7 @@ class OverviewScreen(LiveScreen):
                 f"requests per {bucket}: max {fmt.count(max(series.requests, default=0))}",
             ),
             ("errors", series.errors, f"errors per {bucket}: max {fmt.count(max(series.errors, default=0))}"),
-            ("p95", series.p95_ms, f"p95: max {fmt.duration(max(series.p95_ms, default=0))}"),
+            ("p95", series.p95_ms, f"p95{approximate}: max {fmt.duration(max(series.p95_ms, default=0))}"),
         ):
             self.query_one(f"#{chart_id}-chart", Sparkline).data = values
             self.query_one(f"#{chart_id}-label", Label).update(label)
