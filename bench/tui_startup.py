@@ -1,8 +1,9 @@
 """P7 — the dashboard in a real terminal: time to the first screen with data, and memory.
 
-`python -m bench.tui_startup --data-dir DIR [--repeat 5]` starts `obsdash tui` on DIR in a detached tmux pane
-(80x24, as a user over ssh would have), reads the pane every 20 ms until the overview shows its request count,
-then walks every view with the keys and records the process's resident memory (VmHWM, the peak). Needs tmux.
+`python -m bench.tui_startup --data-dir DIR [--window 1h --window all] [--repeat 5]` starts `obsdash tui` on DIR
+in a detached tmux pane (80x24, as a user over ssh would have), reads the pane every 20 ms until the overview
+shows its request count, then walks every view with the keys and records the process's resident memory (VmHWM,
+the peak). Needs tmux.
 Make a large store first with `python -m bench.synth` (see docs/benchmarks.md).
 """
 
@@ -125,16 +126,21 @@ def main(argv: list[str] | None = None) -> int:
     """Run the dashboard `--repeat` times and print a Markdown table of medians."""
     parser = argparse.ArgumentParser(prog="python -m bench.tui_startup", description=__doc__.split("\n")[0])
     parser.add_argument("--data-dir", required=True, action="append", help="a store (repeat for several)")
-    parser.add_argument("--window", default="1h")
+    parser.add_argument(
+        "--window",
+        action="append",
+        help="the window it opens on, repeatable (default 1h; `all` reads the rollup)",
+    )
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args(argv)
     if shutil.which("tmux") is None:
         print("bench.tui_startup needs tmux", file=sys.stderr)
         return 2
     rows = []
-    for data_dir in args.data_dir:
-        first, walk, rss = measure(data_dir, args.window, args.repeat)
-        rows.append([data_dir, args.window, ms(first), ms(walk), f"{rss:.0f}"])
+    for window in args.window or ["1h"]:
+        for data_dir in args.data_dir:
+            first, walk, rss = measure(data_dir, window, args.repeat)
+            rows.append([data_dir, window, ms(first), ms(walk), f"{rss:.0f}"])
     print(markdown_table(["store", "window", "first screen ms", "walk 5 views ms", "peak RSS MB"], rows))
     return 0
 
