@@ -6,9 +6,16 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import duckdb
+import orjson
+import pytest
 
+from obsdash.datadir import DataDir, prepare
+from obsdash.store import ingest
+from obsdash.store.database import open_database
+from obsdash.store.ingest import Ingester
 from obsdash.store.segments import is_valid_record
 from tests.conftest import obsdash_cmd, query, run, scalar, wrapped
 from tests.spoolgen import span_line, write_segments
@@ -86,3 +93,68 @@ def test_stale_temporaries_of_killed_writers_are_removed(data_dir: Path) -> None
 
     assert scalar(data_dir, "SELECT count(*) FROM spans") == 2  # a hub ran its passes over the spool
     assert not stale.exists() and fresh.exists()
+
+
+def _ingester(root: Path) -> tuple[Any, Ingester, DataDir]:
+    data_dir = prepare(DataDir(root))
+    conn = open_database(data_dir)
+    return conn, Ingester(conn, data_dir.spool, data_dir.ingested), data_dir
+
+
+def test_a_backlog_is_cut_into_batches_by_bytes_and_each_segment_stored_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Batches are bounded by segment bytes (BATCH_BYTES), not by a count of files: with a small budget the same
+    spool is split into several transactions, and every segment is still stored once with its own counts."""
+    conn, ingester, data_dir = _ingester(tmp_path / "data")
+    spans = write_segments(data_dir.spool, segments=12, spans_per_segment=40)
+    one_segment = max(p.stat().st_size for p in data_dir.spool.glob("*.jsonl"))
+    monkeypatch.setattr(ingest, "BATCH_BYTES", 3 * one_segment)  # 12 segments: at least 4 batches
+    commits = []
+    real_load = ingester._load
+
+    def counting_load(*args: Any, **kwargs: Any) -> dict[str, tuple[int, int]]:
+        counts = real_load(*args, **kwargs)
+        commits.append(len(counts))
+        return counts
+
+    monkeypatch.setattr(ingester, "_load", counting_load)
+    report = ingester.run()
+    assert len(commits) >= 4 and max(commits) <= 3 and sum(commits) == 12
+    assert report.segments == 12 and report.records == {"spans": spans} and report.bad_lines == 0
+    assert conn.execute("SELECT count(*), count(DISTINCT span_id) FROM spans").fetchone() == (spans, spans)
+    assert conn.execute(
+        "SELECT count(*), sum(records), sum(bad_lines) FROM ingested_segments"
+    ).fetchone() == (
+        12,
+        spans,
+        0,
+    )
+    assert not list(data_dir.spool.glob("*.jsonl")) and len(list(data_dir.ingested.glob("*.jsonl"))) == 12
+    assert ingester.archived_bytes == sum(p.stat().st_size for p in data_dir.ingested.glob("*.jsonl"))
+    conn.close()
+
+
+def test_a_line_past_the_batch_object_size_setting_is_stored(tmp_path: Path) -> None:
+    """Batches read with `maximum_object_size` 16 MB (faster under the hub's memory cap than the 64 MB used
+    before); read_json's buffer holds two objects' worth, so a 20 MB record is still stored whole, in its batch."""
+    conn, ingester, data_dir = _ingester(tmp_path / "data")
+    spans = write_segments(data_dir.spool, segments=3, spans_per_segment=5)
+    big = orjson.loads(span_line(10**9, trace=10**9))
+    big["attributes"]["blob"] = "x" * (ingest.FAST_MAX_OBJECT + (4 << 20))
+    name = "spans-99999999999999999999-1-000099.jsonl"
+    (data_dir.spool / name).write_bytes(
+        orjson.dumps(big) + b"\n" + span_line(10**9 + 1, trace=10**9 + 1) + b"\n"
+    )
+    report = ingester.run()
+    assert report.records == {"spans": spans + 2} and report.bad_lines == 0
+    assert conn.execute(
+        "SELECT records, bad_lines FROM ingested_segments WHERE name = ?", [name]
+    ).fetchone() == (
+        2,
+        0,
+    )
+    blob = conn.execute("SELECT length(attributes->>'$.blob') FROM spans WHERE span_id = ?", [big["span_id"]])
+    assert blob.fetchone() == (ingest.FAST_MAX_OBJECT + (4 << 20),)
+    assert conn.execute("SELECT count(*) FROM ingested_segments").fetchone() == (4,)
+    conn.close()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,8 +22,21 @@ from obsdash.store.segments import COLUMNS, Segment, list_segments, salvage
 
 log = logging.getLogger(__name__)
 
-MAX_FILES_PER_BATCH = 100
-"""Segments per transaction: 100 x ~500 records keeps a batch's temporary table well inside the hub's memory cap."""
+BATCH_BYTES = 128 << 20
+"""Segment bytes per transaction. A batch past one row group (122,880 rows, ~90 MB of spans) is written straight
+to the database file as it is inserted; smaller ones go through the WAL and a checkpoint rewrites the table's last
+row group at nearly every commit: 100 files (50k spans) per batch ingested 400k spans in 5.8 s, 300 files in
+3.8 s (docs/benchmarks.md, P4). The batch's temporary table takes ~0.87 bytes per segment byte (111 MB here),
+inside the hub's 320 MB cap."""
+MAX_FILES_PER_BATCH = 5000
+"""A backlog of tiny segments still commits now and then."""
+FAST_MAX_OBJECT = 16 << 20
+"""read_json's `maximum_object_size` in a batch (DuckDB's default and floor). Its buffers (two objects' worth: lines
+up to ~32 MB pass) grow with it, and under the hub's memory cap 64 MB read 100k spans in 0.41 s against 0.27 s at
+16 MB. A batch holding a larger line fails and each of its segments is read again alone with `MAX_OBJECT`."""
+MAX_OBJECT = 64 << 20
+"""What a segment read alone (or its salvaged lines) gets. Under the hub's 320 MB cap its 256 MB of buffers do
+not fit, so a line past ~32 MB is counted as a bad line (as it was when every batch read with 64 MB)."""
 
 # read_json's explicit schema per kind, built from segments.COLUMNS (add a new field there): the salvage path
 # checks damaged segments' lines against the same table, so it passes exactly what this load accepts
@@ -156,6 +169,24 @@ INSERTS = {
 }
 
 
+def _batches(segments: list[Segment]) -> Iterator[list[Segment]]:
+    """`segments` in order, cut into batches of up to `BATCH_BYTES` (at least one segment each)."""
+    batch: list[Segment] = []
+    size = 0
+    for segment in segments:
+        try:
+            length = segment.path.stat().st_size
+        except OSError:
+            length = 0  # gone or unreadable: the load fails and the segment is dealt with alone
+        if batch and (size + length > BATCH_BYTES or len(batch) >= MAX_FILES_PER_BATCH):
+            yield batch
+            batch, size = [], 0
+        batch.append(segment)
+        size += length
+    if batch:
+        yield batch
+
+
 @dataclass
 class IngestReport:
     """What one pass of ingest did."""
@@ -191,8 +222,8 @@ class Ingester:
             else:
                 pending.setdefault(segment.kind, []).append(segment)
         for kind, segments in pending.items():
-            for start in range(0, len(segments), MAX_FILES_PER_BATCH):
-                self._ingest_batch(kind, segments[start : start + MAX_FILES_PER_BATCH], report)
+            for batch in _batches(segments):
+                self._ingest_batch(kind, batch, report)
         return report
 
     def _ingest_batch(self, kind: str, segments: list[Segment], report: IngestReport) -> None:
@@ -211,7 +242,9 @@ class Ingester:
 
     def _ingest_alone(self, segment: Segment, report: IngestReport) -> bool:
         try:
-            counts = self._load(segment.kind, [str(segment.path)], {segment.name: segment.name})
+            counts = self._load(
+                segment.kind, [str(segment.path)], {segment.name: segment.name}, max_object=MAX_OBJECT
+            )
         except Exception:
             return False
         self._finish([segment], counts, report)
@@ -231,7 +264,9 @@ class Ingester:
             try:
                 with os.fdopen(fd, "wb") as handle:
                     handle.write(b"\n".join(good) + b"\n")
-                loaded = self._load(segment.kind, [tmp], {Path(tmp).name: segment.name}, extra_bad=bad)
+                loaded = self._load(
+                    segment.kind, [tmp], {Path(tmp).name: segment.name}, extra_bad=bad, max_object=MAX_OBJECT
+                )
                 counts = loaded or counts
             except Exception as exc:
                 log.debug("salvaged lines of %s still failed: %s", segment.name, exc)
@@ -249,7 +284,12 @@ class Ingester:
         )
 
     def _load(
-        self, kind: str, files: list[str], names: dict[str, str], extra_bad: int = 0
+        self,
+        kind: str,
+        files: list[str],
+        names: dict[str, str],
+        extra_bad: int = 0,
+        max_object: int = FAST_MAX_OBJECT,
     ) -> dict[str, tuple[int, int]]:
         """One transaction: read the files, insert their rows, record their names. Returns name → (rows, bad)."""
         conn = self.conn
@@ -257,17 +297,18 @@ class Ingester:
         try:
             conn.execute(
                 f"CREATE OR REPLACE TEMP TABLE _batch AS SELECT * FROM read_json(?, format='newline_delimited', "
-                f"columns={READ_COLUMNS[kind]}, filename=true, maximum_object_size=67108864)",
+                f"columns={READ_COLUMNS[kind]}, filename=true, maximum_object_size={max_object})",
                 [files],
             )
-            bad_rows = dict(
-                conn.execute(
-                    f"SELECT filename, count(*) FROM _batch WHERE {INVALID_ROW[kind]} GROUP BY 1"
-                ).fetchall()
-            )
+            # good and bad rows per file in one scan
+            per_file = conn.execute(
+                f"SELECT filename, count(*) FILTER (WHERE NOT ({INVALID_ROW[kind]})), "
+                f"count(*) FILTER (WHERE {INVALID_ROW[kind]}) FROM _batch GROUP BY 1"
+            ).fetchall()
+            good_rows = {file: good for file, good, _ in per_file}
+            bad_rows = {file: bad for file, _, bad in per_file if bad}
             if bad_rows:
                 conn.execute(f"DELETE FROM _batch WHERE {INVALID_ROW[kind]}")
-            good_rows = dict(conn.execute("SELECT filename, count(*) FROM _batch GROUP BY 1").fetchall())
             for statement in INSERTS[kind]:
                 conn.execute(statement)
             counts = {}
