@@ -37,6 +37,31 @@ from obsdash_instrumenters.safety import fault, internal_error
 from obsdash_instrumenters.spool import SpoolWriter
 
 METRIC_INTERVAL_MS = 5000
+HTTP_METER_SCOPES = frozenset(
+    f"opentelemetry.instrumentation.{name}"
+    for name in (
+        "asgi", "django", "fastapi", "flask", "starlette", "wsgi", "tornado", "falcon", "pyramid",
+        "aiohttp_server", "aiohttp_client", "httpx", "requests", "urllib", "urllib3",
+    )
+)  # fmt: skip
+"""The HTTP instrumentors' meters: request duration, sizes, active requests (see SpanFirstMeterProvider)."""
+
+
+class SpanFirstMeterProvider(MeterProvider):
+    """A MeterProvider that gives the HTTP instrumentors a no-op meter.
+
+    Each request through Flask costs three measurements (active requests +1 and -1, the duration histogram), and
+    with a reader the SDK aggregates each one: ~15-20 µs per request, the largest cost obsdash added on top of the
+    instrumentation (P2, docs/benchmarks.md), for figures the request's span already holds exactly — the dashboard's
+    rates and percentiles come from spans, not from bucketed histograms. Other meters (GenAI token usage, the app's
+    own) are real. With OTLP out, or OBSDASH_HTTP_METRICS=1, the HTTP metrics are kept: an APM's dashboards may be
+    built on them.
+    """
+
+    def get_meter(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        if name in HTTP_METER_SCOPES:
+            return metrics.NoOpMeter(name)
+        return super().get_meter(name, *args, **kwargs)
 
 
 class SpoolSpanProcessor(SpanProcessor):
@@ -164,7 +189,9 @@ class Providers:
             SpoolMetricExporter(writer, ctx), export_interval_millis=METRIC_INTERVAL_MS
         )
         readers = [reader, *(self.otlp.metric_readers() if self.otlp is not None else ())]  # spool's first
-        provider = MeterProvider(resource=self.resource, metric_readers=readers, shutdown_on_exit=False)
+        keep_http = self.otlp is not None or os.environ.get("OBSDASH_HTTP_METRICS") == "1"
+        provider_class = MeterProvider if keep_http else SpanFirstMeterProvider
+        provider = provider_class(resource=self.resource, metric_readers=readers, shutdown_on_exit=False)
         metrics.set_meter_provider(provider)
         self.meter_provider = provider
 
