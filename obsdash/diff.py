@@ -64,36 +64,42 @@ def _error_rate(a: RunFigures, b: RunFigures) -> int:
     return 1 if points >= ERROR_RATE_POINTS else -1 if points <= -ERROR_RATE_POINTS else 0
 
 
-def _per_call(a_total: float, a_calls: int, b_total: float, b_calls: int) -> int:
-    if not a_calls or not b_calls or not a_total:
+def _per_call(total: float, calls: int) -> float | None:
+    return total / calls if calls else None
+
+
+def _per_call_change(a: float | None, b: float | None) -> int:
+    if a is None or b is None or not a:
         return 0
-    ratio = (b_total / b_calls) / (a_total / a_calls)
+    ratio = b / a
     return 1 if ratio > PER_CALL_RATIO else -1 if ratio < 1 / PER_CALL_RATIO else 0
 
 
+def _tokens(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _dollars(value: float | None) -> str:
+    return "-" if value is None else f"${value:.4f}"
+
+
 def route_changes(row: RouteComparison) -> list[Change]:
-    """Every figure of a route present in both runs, with its direction."""
+    """Every figure of a route present in both runs, with its direction. Tokens and cost are shown and judged per
+    LLM call: a route that made fewer calls in B is not cheaper per call for it (shown as totals, "$0.0029→$0.0023
+    ▲" read as a regression that cost less)."""
     a, b, route = row.a, row.b, row.route
-    tokens_a, tokens_b = a.input_tokens + a.output_tokens, b.input_tokens + b.output_tokens
+    tokens_a = _per_call(a.input_tokens + a.output_tokens, a.llm_calls)
+    tokens_b = _per_call(b.input_tokens + b.output_tokens, b.llm_calls)
+    cost_a, cost_b = _per_call(a.cost_usd, a.llm_calls), _per_call(b.cost_usd, b.llm_calls)
     return [
         Change(route, "requests", str(a.requests), str(b.requests), 0),
         Change(route, "error rate", f"{a.error_rate:.1%}", f"{b.error_rate:.1%}", _error_rate(a, b)),
         Change(route, "p50", _ms(a.p50_ms), _ms(b.p50_ms), _latency(a.p50_ms, b.p50_ms), " ms"),
         Change(route, "p95", _ms(a.p95_ms), _ms(b.p95_ms), _latency(a.p95_ms, b.p95_ms), " ms"),
         Change(
-            route,
-            "tokens",
-            str(tokens_a),
-            str(tokens_b),
-            _per_call(tokens_a, a.llm_calls, tokens_b, b.llm_calls),
+            route, "tokens/call", _tokens(tokens_a), _tokens(tokens_b), _per_call_change(tokens_a, tokens_b)
         ),
-        Change(
-            route,
-            "cost",
-            f"${a.cost_usd:.4f}",
-            f"${b.cost_usd:.4f}",
-            _per_call(a.cost_usd, a.llm_calls, b.cost_usd, b.llm_calls),
-        ),
+        Change(route, "cost/call", _dollars(cost_a), _dollars(cost_b), _per_call_change(cost_a, cost_b)),
     ]
 
 
@@ -129,7 +135,7 @@ def print_text(comparison: RunComparison) -> None:
     for label, run in (("A", a), ("B", b)):
         console.print(Text(f"{label} {run.run_id}  {run.command}"), no_wrap=True, overflow="ellipsis")
     table = Table(box=None, pad_edge=False)
-    for header in ("route", "requests", "err%", "p50 ms", "p95 ms", "tokens", "llm cost"):
+    for header in ("route", "requests", "err%", "p50 ms", "p95 ms", "tokens/call", "$/call"):
         table.add_column(header, justify="left" if header == "route" else "right", no_wrap=True)
     for row in comparison.routes:
         table.add_row(Text(printable(row.route)), *(change_cell(change) for change in route_changes(row)))

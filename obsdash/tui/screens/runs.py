@@ -126,7 +126,7 @@ def _comparison(found: RunComparison) -> Table:
     table = Table(box=None, pad_edge=False, title_justify="left", expand=True)
     # stored text is shown as text, never read as Rich markup (a route named `[/]`, R7)
     table.title = Text(printable(f"A {found.a.run_id} → B {found.b.run_id}"))
-    for header in ("route", "req", "err%", "p50 ms", "p95 ms", "tokens", "llm $"):
+    for header in ("route", "req", "err%", "p50 ms", "p95 ms", "tok/call", "$/call"):
         table.add_column(header, justify="left" if header == "route" else "right", no_wrap=True)
     for row in found.routes:
         table.add_row(Text(printable(row.route)), *(change_cell(change) for change in route_changes(row)))
