@@ -158,3 +158,17 @@ def test_a_line_past_the_batch_object_size_setting_is_stored(tmp_path: Path) -> 
     assert blob.fetchone() == (ingest.FAST_MAX_OBJECT + (4 << 20),)
     assert conn.execute("SELECT count(*) FROM ingested_segments").fetchone() == (4,)
     conn.close()
+
+
+def test_a_file_named_like_a_glob_is_not_a_segment(tmp_path: Path) -> None:
+    """read_json expands each path as a glob: a stray `spans-*.jsonl` in the spool would read every span segment
+    again and store its rows twice. Such a name is not a segment's; it is left alone."""
+    conn, ingester, data_dir = _ingester(tmp_path / "data")
+    spans = write_segments(data_dir.spool, segments=2, spans_per_segment=3)
+    stray = data_dir.spool / "spans-*.jsonl"
+    stray.write_bytes(span_line(10**9, trace=10**9) + b"\n")
+    report = ingester.run()
+    assert report.segments == 2 and report.records == {"spans": spans}
+    assert conn.execute("SELECT count(*), count(DISTINCT span_id) FROM spans").fetchone() == (spans, spans)
+    assert stray.exists()
+    conn.close()

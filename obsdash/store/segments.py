@@ -143,9 +143,16 @@ class Segment:
         return self.path.name
 
 
+_GLOB_CHARACTERS = frozenset("*?[]{}")
+
+
 def kind_of(name: str) -> str | None:
     """The record kind of a segment file name, or None when the name is not a segment's."""
     if name.startswith(".") or not name.endswith(".jsonl"):
+        return None
+    if not _GLOB_CHARACTERS.isdisjoint(name):
+        # read_json expands each path as a glob: `spans-*.jsonl` would read every span segment again (stored
+        # twice). The app's names never hold these characters.
         return None
     kind = name.split("-", 1)[0]
     return kind if kind in KINDS else None
