@@ -1,8 +1,11 @@
 """Traces: the list of requests (root spans) with filter, sort and paging, and one whole trace for the waterfall.
 
-One trace is a lookup by trace_id through the spans_trace index, then its events and logs bounded by the trace's
-own time span: 110 -> 8 ms at 10M spans (docs/benchmarks.md). The index is used only when the lookup stands
-alone: with ORDER BY ... LIMIT on the same SELECT, DuckDB scans the whole table instead.
+One trace is a lookup by trace_id, then its events and logs bounded by the trace's own time span: 110 -> 8 ms at
+10M spans (docs/benchmarks.md). spans has no index on trace_id: the ART index doubled the time to ingest 100k spans
+into a 3M-span store (1.18-1.30 s without, 2.42-2.49 s with; it is updated at every commit and rewritten at every
+checkpoint) and made a span cost ~9 us to delete instead of ~0.1 us. Without it a lookup by id alone reads the
+trace_id column of the whole table (82-89 ms at 3M spans against 4.3 ms with the index); bounded by a time the
+caller knows (`near`), DuckDB skips every row group whose start_time range misses it (5.7 ms at 3M, ±1 minute).
 """
 
 from __future__ import annotations
@@ -18,6 +21,11 @@ PAGE_ROWS = 500
 """A DataTable of 10k rows takes 1.2 s to render; a page of 500 takes ~60 ms."""
 MAX_TRACE_SPANS = 2000
 TRACE_SLACK = timedelta(minutes=1)
+NEAR_MARGIN = timedelta(minutes=10)
+"""How far outside `near` a span of the trace is still looked for. A child can outlive its parent (a task or
+message handled after the request that started it returned), and the spans of two services come from two clocks
+that can be seconds, or on a VM after a suspend minutes, apart. Ten minutes of margin cost little: the lookup
+reads whole row groups of 122,880 spans anyway, 17 minutes of traffic at 10M spans a day."""
 
 SORTS = {
     "time": "start_time DESC",
@@ -82,6 +90,17 @@ class Trace:
     events: list[SpanEvent]
     logs: list[LogLine]
     truncated: bool
+    rooted: bool = False
+    """A local root span of the trace (no parent, or a remote one) is among its spans."""
+
+    def time_range(self) -> tuple[datetime, datetime] | None:
+        """`near` for looking this trace up again: its spans' first start and last end once its root is stored.
+
+        Without the root (still running, or lost) a span may yet arrive that started any time before the ones
+        seen (the root itself): None, look it up unbounded."""
+        if not self.rooted or not self.spans:
+            return None
+        return min(s.start_time for s in self.spans), max(s.end_time for s in self.spans)
 
 
 def _filter_clause(text: str, errors_only: bool) -> tuple[str, list[Any]]:
@@ -141,21 +160,18 @@ def list_traces(
     ]
 
 
-def get_trace(reader: Reader, trace_id: str) -> Trace | None:
-    """Every span, span event and log line of one trace, or None when the store has no span of it."""
-    spans = fetch(
-        reader,
-        """WITH t AS MATERIALIZED (
-               SELECT trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
-                      duration_ms, status_code, status_message, attributes, resource
-               FROM spans WHERE trace_id = ?)
-           SELECT * FROM t ORDER BY start_time, end_time DESC LIMIT ?""",
-        [trace_id, MAX_TRACE_SPANS + 1],
-        max_rows=MAX_TRACE_SPANS + 1,
-    )
+def get_trace(reader: Reader, trace_id: str, near: tuple[datetime, datetime] | None = None) -> Trace | None:
+    """Every span, span event and log line of one trace, or None when the store has no span of it.
+
+    `near` is a (first, last) time the caller knows the trace's spans to fall in (its root's start and end, or
+    `Trace.time_range` of an earlier lookup): the spans are looked for within NEAR_MARGIN of it, and, should that
+    find none, in the whole table."""
+    spans = _trace_spans(reader, trace_id, near) if near is not None else []
+    if not spans:
+        spans = _trace_spans(reader, trace_id, None)
     if not spans:
         return None
-    # events and logs have no index: bound them by the trace's time (a minute of slack for clock skew)
+    # events and logs: bound by the trace's time like the spans (a minute of slack for clock skew)
     first = min(r["start_time"] for r in spans) - TRACE_SLACK
     last = max(r["end_time"] for r in spans) + TRACE_SLACK
     events = fetch(
@@ -177,6 +193,27 @@ def get_trace(reader: Reader, trace_id: str) -> Trace | None:
         [_event(r) for r in events],
         [log_line(r) for r in logs],
         truncated=len(spans) > MAX_TRACE_SPANS,
+        rooted=any(r["is_root"] for r in spans),
+    )
+
+
+def _trace_spans(
+    reader: Reader, trace_id: str, near: tuple[datetime, datetime] | None
+) -> list[dict[str, Any]]:
+    """The trace's first MAX_TRACE_SPANS + 1 spans by start, within NEAR_MARGIN of `near` if given."""
+    bound, params = "", [trace_id, MAX_TRACE_SPANS + 1]
+    if near is not None:
+        bound = " AND start_time BETWEEN ? AND ?"
+        params = [trace_id, near[0] - NEAR_MARGIN, near[1] + NEAR_MARGIN, MAX_TRACE_SPANS + 1]
+    return fetch(
+        reader,
+        f"""WITH t AS MATERIALIZED (
+               SELECT trace_id, span_id, parent_span_id, name, kind, service_name, start_time, end_time,
+                      duration_ms, status_code, status_message, attributes, resource, is_root
+               FROM spans WHERE trace_id = ?{bound})
+           SELECT * FROM t ORDER BY start_time, end_time DESC LIMIT ?""",
+        params,
+        max_rows=MAX_TRACE_SPANS + 1,
     )
 
 
