@@ -45,7 +45,8 @@ DEFAULT_CACHE = Path("/tmp/obsdash-bench")
 
 @dataclass(frozen=True)
 class Case:
-    """One screen's refresh for one window (`trace` has none: it opens one trace by id)."""
+    """One screen's refresh for one window; `trace` has two instead: its first open (by id alone, a scan of the
+    spans table) and a live refresh (near the time the open found, as the screen does)."""
 
     screen: str
     window: str | None
@@ -55,7 +56,7 @@ class Case:
         return f"{self.screen} {self.window}" if self.window else self.screen
 
 
-CASES = [Case(s, w) for s in SCREENS for w in WINDOWS] + [Case("trace", None)]
+CASES = [Case(s, w) for s in SCREENS for w in WINDOWS] + [Case("trace", "open"), Case("trace", "refresh")]
 
 
 # -- what each screen runs --------------------------------------------------------------------------------
@@ -87,13 +88,14 @@ class TimingReader:
         return result
 
 
-def refresh(reader: Any, case: Case, now: datetime, trace_id: str) -> int:
-    """Run what the TUI screen of `case` runs in its `load()`; return how many rows it would show."""
+def refresh(reader: Any, case: Case, now: datetime, trace_id: str, near: Any = None) -> int:
+    """Run what the TUI screen of `case` runs in its `load()`; return how many rows it would show. `near`: the
+    trace's time range as its first load found it (`Trace.time_range`), which the screen's refreshes pass."""
     from obsdash.store.queries import errors, logs, metrics, overview, traces
     from obsdash.store.queries.window import Buckets, window_named
 
     if case.screen == "trace":
-        trace = traces.get_trace(reader, trace_id)
+        trace = traces.get_trace(reader, trace_id, near if case.window == "refresh" else None)
         return len(trace.spans) + len(trace.events) + len(trace.logs) if trace else 0
     window = window_named(case.window or "1h")
     since = window.start(now)
@@ -115,7 +117,7 @@ def refresh(reader: Any, case: Case, now: datetime, trace_id: str) -> int:
     return len(infos) + sum(v is not None for v in series.values)
 
 
-def timed(run: Callable[[Any, Case, datetime, str], int], *args: Any) -> tuple[float, int]:
+def timed(run: Callable[..., int], *args: Any) -> tuple[float, int]:
     """(seconds, rows) of one refresh."""
     started = time.perf_counter()
     rows = run(*args)
@@ -138,7 +140,7 @@ def _client_main(conn: Connection, data_dir: str, now_iso: str) -> None:
             conn.send(rss_mb())
             continue
         case = Case(message["screen"], message["window"])
-        conn.send(timed(refresh, store, case, now, message["trace_id"]))
+        conn.send(timed(refresh, store, case, now, message["trace_id"], message["near"]))
     store.close()
 
 
@@ -212,6 +214,7 @@ def _utc_now_s() -> datetime:
 
 def measure_size(data_dir: Path, now: datetime, spans: int, hours: float, repeat: int) -> SizeResult:
     """Host the store here, join it from a spawned client, and time every case `repeat` times in each."""
+    from obsdash.store.queries.traces import get_trace
     from obsdash.store.queries.window import window_named
 
     host_open, store = timed_open(data_dir)
@@ -234,6 +237,7 @@ def measure_size(data_dir: Path, now: datetime, spans: int, hours: float, repeat
             max_rows=32,
         ).rows
     ] or [""]
+    nears = {t: found.time_range() if (found := get_trace(store, t)) else None for t in trace_ids}
     context = multiprocessing.get_context("spawn")
     ours, theirs = context.Pipe()
     client = context.Process(target=_client_main, args=(theirs, str(data_dir), now.isoformat()), daemon=True)
@@ -263,9 +267,10 @@ def measure_size(data_dir: Path, now: datetime, spans: int, hours: float, repeat
             timing.parts.clear()
             for side in ("host", "remote") if (round_no + n) % 2 else ("remote", "host"):
                 if side == "host":
-                    seconds, rows = timed(refresh, timing, case, now, trace_id)
+                    seconds, rows = timed(refresh, timing, case, now, trace_id, nears[trace_id])
                 else:
-                    ours.send({"screen": case.screen, "window": case.window, "trace_id": trace_id})
+                    message = {"trace_id": trace_id, "near": nears[trace_id]}
+                    ours.send({"screen": case.screen, "window": case.window, **message})
                     seconds, rows = ours.recv()
                 if round_no >= 0:
                     getattr(result, side).setdefault(case.name, []).append(seconds)
