@@ -8,7 +8,8 @@ hot-column extraction, span events, segment bookkeeping, one transaction per bat
 Target: (a) ≥ 0.6 × (b) in spans per second.
 
 `--stored 3M` starts (a) on a store already holding that many spans (built once, copied for each round), which
-shows what a fresh store hides: maintaining the `spans_trace` index grows with the store.
+shows what a fresh store hides (maintaining the `spans_trace` index grew with the store: 0.36x into 3M spans
+against 0.48x without it, which is why it was dropped).
 """
 
 from __future__ import annotations

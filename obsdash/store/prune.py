@@ -1,10 +1,10 @@
 """Deleting old rows from the store, oldest first, in slices that hold the hub's write lock only briefly.
 
-A span costs ~9 µs to delete, a log or metric row ~0.1 µs: `spans_trace` is an ART index and every deleted span
-is removed from it. So a slice is cut at about `SLICE_SPANS` spans, and ingest runs between slices; dashboard
-queries never wait (they read their own snapshot and do not take the write lock). `--max-age 1h` on a 24 h,
-1M-span store: 1.54M rows in 48 slices, 23.7 s, the lock held at most 427 ms (`python -m bench.retention`, a
-loaded 2-core box).
+Deletes go in slices of about `SLICE_SPANS` spans, and ingest runs between slices; dashboard queries never wait
+(they read their own snapshot and do not take the write lock). While spans had the `spans_trace` ART index a span
+cost ~9 µs to delete (`--max-age 1h` on a 24 h, 1M-span store: 1.54M rows in 48 slices, 23.7 s, the lock held at
+most 427 ms); without it (dropped for ingest, docs/benchmarks.md P4) 0.06 µs, a log row 0.11 µs, so a slice now
+holds the lock for milliseconds and the slice sizes leave ample room.
 
 Where to cut is found from rows per time bucket of the four tables with a time column (one GROUP BY, 30 ms on 1M
 spans), weighted by each table's bytes per row (`pragma_storage_info`, 16 ms) when the cut is by size."""
@@ -24,7 +24,8 @@ TIME_COLUMNS = {"spans": "start_time", "span_events": "time", "logs": "time", "m
 SLICE_SPANS = 20_000
 """Spans per delete transaction (~0.2-0.4 s)."""
 ROWS_PER_SPAN = 50
-"""A log, metric point or span event costs about 1/50 of a span to delete (no index)."""
+"""Weight of a log, metric point or span event against a span when slicing (set when spans had an index: 1/50 of
+a span's delete cost; now about the same cost, which only makes slices smaller than they need to be)."""
 SEGMENT_ROWS_KEPT_S = 3600
 """`ingested_segments` rows younger than this stay whatever the cut (see `delete_leftovers`)."""
 SEGMENT_DELETE_CHUNK = 20_000

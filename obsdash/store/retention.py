@@ -264,7 +264,7 @@ class Retention:
             return self._done("size", None, prune.Pruned(), files, freed)
         with self._holding():
             buckets = prune.histogram(self.conn, FAR_FUTURE, prune.row_bytes(self.conn))
-        # the same share of the rows' bytes: the live bytes also hold the spans_trace index and bookkeeping tables,
+        # the same share of the rows' bytes: the live bytes also hold bookkeeping tables and the rollup,
         # which shrink with the rows (by bytes alone, 60k spans of a 5.8 MB store went for 2.6 MB to free)
         cut = prune.cut_for_bytes(buckets, sum(b.bytes for b in buckets) * excess / usage.live)
         if cut is None:
