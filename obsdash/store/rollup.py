@@ -12,7 +12,10 @@ It always equals an aggregate of the `spans` table:
 - retention deletes the rows of the minutes it deleted spans from, and recomputes the minute its cut falls in
   from the spans left (`prune_before`, in the prune's transaction);
 - a store written before the rollup existed is backfilled once at open (`backfill`, called by `schema.create`):
-  10M spans over 24 h in ~1.2 s, over 240 h in ~3.8 s on this 2-core box.
+  1M spans in 0.2 s, 10M over 24 h in 0.7 s, over 240 h in 1.5 s on a 2-core box.
+
+Measured (bench.dashboard, host median): route stats + series + services for `all` at 10M spans went from
+446-463 ms to 51-116 ms; at 1M from 51 to 28 ms.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@ not look idle in a 24h window. Every query reads only the window (figures in doc
 Windows longer than `ROLLUP_AFTER_S` (6h, 24h, all) are read from the per-minute rollup (store/rollup.py) for
 their whole minutes and from the spans for the part-minute at their start: the same counts, errors, first and
 last times as the spans give, and percentiles within ±5 % (the rollup's duration buckets). Their charts use
-buckets of whole minutes starting on a minute. Read from the spans, `all` cost 1.5 s at 10M spans (P6: 500 ms).
+buckets of whole minutes starting on a minute. `all` at 10M spans: route stats 239 -> 28 ms, series 137 -> 16 ms,
+services 70 -> 8 ms (bench.dashboard, 10M / 24 h).
 """
 
 from __future__ import annotations
