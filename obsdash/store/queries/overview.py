@@ -16,8 +16,10 @@ services 70 -> 8 ms (bench.dashboard, 10M / 24 h).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from typing import Any
 
 from obsdash.store import rollup
 from obsdash.store.queries import Reader, fetch
@@ -169,42 +171,28 @@ def route_stats(reader: Reader, since: datetime, now: datetime) -> list[RouteSta
     if from_rollup(since, now):
         return _rollup_route_stats(reader, since, now)
     rows = fetch(reader, ROUTES_SQL, [since, MAX_ROUTES], max_rows=MAX_ROUTES)
-    return [
-        RouteStats(
-            service=row["service"] or "?",
-            route=row["route"] or "?",
-            role=row["role"],
-            requests=int(row["requests"]),
-            errors=int(row["errors"]),
-            rate_per_s=row["requests"] / max((now - row["first_seen"]).total_seconds(), 1.0),
-            p50_ms=float(row["q"][0]),
-            p95_ms=float(row["q"][1]),
-            p99_ms=float(row["q"][2]),
-        )
-        for row in rows
-    ]
+    return [_route(row, now, [float(q) for q in row["q"]]) for row in rows]
 
 
 def _rollup_route_stats(reader: Reader, since: datetime, now: datetime) -> list[RouteStats]:
     params = [since, rollup.ceil_minute(since), MAX_ROUTES]
     rows = fetch(reader, ROLLUP_ROUTES_SQL, params, max_rows=MAX_ROUTES)
-    out = []
-    for row in rows:
-        p50, p95, p99 = rollup.quantiles(row["bs"] or [], row["ns"] or [], PERCENTILES)
-        out.append(
-            RouteStats(
-                service=row["service"] or "?",
-                route=row["route"] or "?",
-                role=row["role"],
-                requests=int(row["requests"]),
-                errors=int(row["errors"]),
-                rate_per_s=row["requests"] / max((now - row["first_seen"]).total_seconds(), 1.0),
-                p50_ms=p50,
-                p95_ms=p95,
-                p99_ms=p99,
-            )
-        )
-    return out
+    return [_route(row, now, rollup.quantiles(row["bs"] or [], row["ns"] or [], PERCENTILES)) for row in rows]
+
+
+def _route(row: dict[str, Any], now: datetime, percentiles: Sequence[float]) -> RouteStats:
+    p50, p95, p99 = percentiles
+    return RouteStats(
+        service=row["service"] or "?",
+        route=row["route"] or "?",
+        role=row["role"],
+        requests=int(row["requests"]),
+        errors=int(row["errors"]),
+        rate_per_s=row["requests"] / max((now - row["first_seen"]).total_seconds(), 1.0),
+        p50_ms=p50,
+        p95_ms=p95,
+        p99_ms=p99,
+    )
 
 
 def service_stats(reader: Reader, since: datetime, now: datetime | None = None) -> list[ServiceStats]:
