@@ -275,6 +275,7 @@ def rewrite(writer: Writer, table: str, chunk_rows: int | None = None) -> None:
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
+            conn.execute("DROP TABLE IF EXISTS obsdash_rewrite")  # a chunked copy is committed on its own
             raise
 
 
