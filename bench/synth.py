@@ -667,7 +667,7 @@ def build(data_dir: Path, plan: Plan, progress: bool = False) -> Built:
     import duckdb
 
     from obsdash.datadir import DataDir, prepare
-    from obsdash.store import rollup
+    from obsdash.store import exceptions, rollup
     from obsdash.store.database import open_database
     from obsdash.store.retention_policy import Policy, save_policy
 
@@ -698,6 +698,7 @@ def build(data_dir: Path, plan: Plan, progress: bool = False) -> Built:
         conn.execute(RUNS_SQL)
         conn.execute(SEGMENTS_SQL)
         rollup.rebuild(conn)  # what ingest would have merged batch by batch (store/rollup.py)
+        exceptions.rebuild(conn)  # and the exception records it would have copied (store/exceptions.py)
         # no size cap: under the default 2 GB the hub opening a 10M-span store (1.3-1.7 GB, over 0.9 x the cap
         # with the file's assumed overhead) starts deleting the benchmark's data
         save_policy(conn, Policy(max_age_s=None, max_size=None))
@@ -714,6 +715,7 @@ def build(data_dir: Path, plan: Plan, progress: bool = False) -> Built:
                 "run_events",
                 "ingested_segments",
                 "route_minutes",
+                "exceptions",
             )
         }
     finally:

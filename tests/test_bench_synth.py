@@ -75,6 +75,13 @@ def test_failed_requests_have_their_exceptions_in_the_errors_view(store: Store) 
         "SELECT count(DISTINCT trace_id) FROM span_events WHERE exception_type IS NOT NULL",
     )
     assert raised > 0
+    # built like ingest would have: every exception record of span_events and logs in `exceptions` too
+    records = one(
+        store,
+        "SELECT (SELECT count(*) FROM span_events WHERE exception_type IS NOT NULL) "
+        "+ (SELECT count(*) FROM logs WHERE exception_type IS NOT NULL)",
+    )
+    assert one(store, "SELECT count(*) FROM exceptions") == records > raised
     # span events on the request and its failing child plus the framework's log: one error each
     assert one(store, "SELECT count(*) FROM errors") == raised
     errors = store.query("SELECT DISTINCT exception_type, location, route FROM errors").rows

@@ -60,7 +60,7 @@ def test_store_from_a_newer_obsdash_is_refused_and_kept(data_dir: Path) -> None:
     result = run(obsdash_cmd("query", "--data-dir", str(data_dir), "SELECT 1"))
     assert result.returncode == 2
     assert result.stderr.splitlines() == [
-        "obsdash: the store was written by a newer obsdash (schema 99, this obsdash reads up to 2) "
+        "obsdash: the store was written by a newer obsdash (schema 99, this obsdash reads up to 3) "
         "(upgrade obsdash, or use another --data-dir)"
     ]
     assert database.read_bytes() == before

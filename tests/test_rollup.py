@@ -25,6 +25,7 @@ from obsdash.hub.client import Store, open_store
 from obsdash.store import rollup
 from obsdash.store.queries import overview as ov
 from obsdash.store.queries.window import utc_now, window_named
+from obsdash.store.schema import SCHEMA_VERSION
 
 ROUTES = [("GET", "/items"), ("GET", "/items/<int:item_id>"), ("POST", "/checkout"), ("GET", "/weather")]
 EPOCH = datetime(1970, 1, 1)
@@ -259,7 +260,7 @@ def test_a_store_from_before_the_rollup_is_backfilled_at_open(
         assert rollup_rows(reopened) == expected
         meta = dict(reopened.query("SELECT key, value FROM obsdash_meta").rows)
         assert meta["rollup_version"] == rollup.VERSION
-        assert meta["schema_version"] == "2"
+        assert meta["schema_version"] == str(SCHEMA_VERSION)
         assert_same_overview(reopened, monkeypatch, ov.first_root_time(reopened) or now, now_of(reopened))
     finally:
         reopened.close()

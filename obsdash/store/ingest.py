@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from obsdash.store import rollup
+from obsdash.store import exceptions, rollup
 from obsdash.store.segments import COLUMNS, Segment, list_segments, salvage
 
 log = logging.getLogger(__name__)
@@ -129,6 +129,24 @@ def _with_exception_columns(insert: str, leading: str, rows: str, attributes: st
     return f"{insert} SELECT {leading}, {exception} FROM {hot.source(rows)}"
 
 
+def _exceptions_insert(source_rank: int, leading: str, rows: str, attributes: str) -> str:
+    """The `exceptions` rows (store/exceptions.py) of the records in `rows` that carry an `exception.type`:
+    the same values the span_events / logs insert extracts, read from the batch again (one more JSON parse of
+    the batch's attributes) because nothing tells the batch's rows apart once they are in the table. For logs:
+    31 ms per 100k lines against 327 ms for the logs insert itself (1.9 % of them with an exception)."""
+    select = _with_exception_columns("", f"{leading}, {source_rank}", rows, attributes)
+    return (
+        f"INSERT INTO exceptions ({exceptions.COLUMNS}) SELECT * FROM ({select}) "
+        "AS x(time, trace_id, span_id, service_name, run_id, source_rank, exception_type, exception_message, "
+        "exception_stacktrace, exception_location) WHERE exception_type IS NOT NULL"
+    )
+
+
+_EVENT_ROWS = (
+    "(SELECT trace_id, span_id, service_name, run_id, unnest(events) AS ev FROM _batch WHERE len(events) > 0)"
+)
+
+
 INSERTS = {
     "spans": [
         _spans_insert(),
@@ -136,8 +154,13 @@ INSERTS = {
             "INSERT INTO span_events",
             f"{_ts('ev.time_ns')}, trace_id, span_id, ev.name, coalesce(ev.attributes, '{{}}'), service_name, "
             "run_id",
-            "(SELECT trace_id, span_id, service_name, run_id, unnest(events) AS ev FROM _batch "
-            "WHERE len(events) > 0)",
+            _EVENT_ROWS,
+            "ev.attributes",
+        ),
+        _exceptions_insert(
+            exceptions.SPAN_EVENT,
+            f"{_ts('ev.time_ns')}, trace_id, span_id, service_name, run_id",
+            _EVENT_ROWS,
             "ev.attributes",
         ),
         rollup.MERGE_BATCH,  # the per-minute rollup the overview reads for long windows (store/rollup.py)
@@ -149,7 +172,13 @@ INSERTS = {
             "coalesce(attributes, '{}'), resource, scope, run_id, pid",
             "_batch",
             "attributes",
-        )
+        ),
+        _exceptions_insert(
+            exceptions.LOG,
+            f"{_ts('time_ns')}, trace_id, span_id, service_name, run_id",
+            "_batch",
+            "attributes",
+        ),
     ],
     "metrics": [
         f"""INSERT INTO metric_points SELECT {_ts("time_ns")}, {_ts("start_ns")}, name, unit, kind, value,

@@ -6,7 +6,7 @@ cost ~9 µs to delete (`--max-age 1h` on a 24 h, 1M-span store: 1.54M rows in 48
 most 427 ms); without it (dropped for ingest, docs/benchmarks.md P4) 0.06 µs, a log row 0.11 µs, so a slice now
 holds the lock for milliseconds and the slice sizes leave ample room.
 
-Where to cut is found from rows per time bucket of the four tables with a time column (one GROUP BY, 30 ms on 1M
+Where to cut is found from rows per time bucket of the tables with a time column (one GROUP BY, 30 ms on 1M
 spans), weighted by each table's bytes per row (`pragma_storage_info`, 16 ms) when the cut is by size."""
 
 from __future__ import annotations
@@ -20,7 +20,13 @@ from typing import Any
 
 from obsdash.store import rollup
 
-TIME_COLUMNS = {"spans": "start_time", "span_events": "time", "logs": "time", "metric_points": "time"}
+TIME_COLUMNS = {
+    "spans": "start_time",
+    "span_events": "time",
+    "logs": "time",
+    "metric_points": "time",
+    "exceptions": "time",  # the exception records of span_events and logs, cut at the same time (exceptions.py)
+}
 SLICE_SPANS = 20_000
 """Spans per delete transaction (~0.2-0.4 s)."""
 ROWS_PER_SPAN = 50
@@ -177,7 +183,7 @@ def slice_ends(buckets: list[Bucket], cut: datetime) -> list[datetime]:
 
 
 def delete_before(writer: Writer, cut: datetime, buckets: list[Bucket]) -> Pruned:
-    """Delete every row older than `cut` from the four time tables, one slice per transaction under `lock`, and
+    """Delete every row older than `cut` from the time tables, one slice per transaction under `lock`, and
     the spans' rollup rows with them (its minute at the slice's end recomputed from the spans left)."""
     pruned = Pruned()
     started = time.perf_counter()

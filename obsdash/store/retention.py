@@ -6,7 +6,7 @@ every ingest pass (`Hub.sync`); one pass runs at a time, every statement holds t
 (prune.py), so ingest carries on between slices, and dashboard queries never wait (they read a snapshot).
 
 - **Age**, at most every 30 s, and at the first pass after the hub starts (which ingests any backlog): rows older
-  than the cut go from spans, span_events, logs and metric_points; archived segments written before it from
+  than the cut go from spans, span_events, logs, metric_points and exceptions; archived segments written before it from
   spool/ingested/; and the bookkeeping rows that stand for nothing any more (`prune.delete_leftovers`).
 - **Size**, whenever the data dir is over 90 % of the cap, down to 80 %: first the archive, oldest first, but not
   below a quarter of that target (it serves only a rebuild, and segments take ~4.7x the bytes their rows take in

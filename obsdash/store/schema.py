@@ -10,11 +10,12 @@ from __future__ import annotations
 from typing import Any
 
 from obsdash.errors import StoreError
-from obsdash.store import rollup
+from obsdash.store import exceptions, rollup
 
-SCHEMA_VERSION = 2
-"""2: the `route_minutes` rollup (store/rollup.py). An older obsdash would ingest spans without their rollup rows,
-so it is refused a store of this version; a store of version 1 gains the table, backfilled at open."""
+SCHEMA_VERSION = 3
+"""2: the `route_minutes` rollup (store/rollup.py); 3: the `exceptions` table (store/exceptions.py). An older
+obsdash would ingest spans and logs without their rollup or exception rows, so it is refused a store of a newer
+version; an older store gains the tables, filled at open."""
 
 TABLES = (
     """
@@ -61,6 +62,7 @@ CREATE TABLE IF NOT EXISTS llm_prices (
 DROP INDEX IF EXISTS spans_trace;
 """
     + rollup.TABLE
+    + exceptions.TABLE
 )
 
 # One row per exception: an exception recorded on several spans of a trace, or on a span and again by the
@@ -68,52 +70,31 @@ DROP INDEX IF EXISTS spans_trace;
 # bound before the dedup and the route lookup: with it a 5-minute window reads 4 of 122 row groups of a 10M-span
 # store (765 -> 20 ms, docs/benchmarks.md); a `WHERE time >= t` on the view could not be pushed below them.
 # Of an exception's records, the span's with the longest stack trace wins: the outermost span saw every frame,
-# including the app's own. The dedup ranks narrow rows (row ids, the key, the ranking columns) and fetches the
-# winners' other columns after it: ranking whole rows, stack traces included, filled the hub's 320 MB cap for
-# `all` at 10M spans (154k exception records). With that and a log's span id read only when its trace id is
-# missing, `all` at 10M / 24 h went from 1.4 to 0.74 s of CPU (740 -> 424 ms); most of what is left is reading
-# the trace ids of 3.6M logs and of the 3.45M root spans (DICT_FSST decodes whole vectors, however few rows match).
+# including the app's own. The records come from `exceptions` (store/exceptions.py), which ingest fills from span
+# events and log lines: reading `span_events` and `logs` for `all` at 10M spans decoded the trace ids of 3.6M log
+# lines to find 154k records. The dedup ranks narrow rows (row ids, the key, the ranking columns) and fetches the
+# winners' other columns after it: ranking whole rows, stack traces included, filled the hub's 320 MB cap.
 VIEWS = (
     """
 CREATE OR REPLACE MACRO errors_since(since) AS TABLE
-WITH raw AS MATERIALIZED (
-    SELECT 0 AS source_rank, rowid AS rid, time, trace_id, span_id, exception_type,
-           length(exception_stacktrace) AS stack_length
-    FROM span_events WHERE exception_type IS NOT NULL AND time >= since
-    UNION ALL
-    -- a log's span id only where its trace id is missing (`untraced`): reading it for every log line cost
-    -- 0.1 s of CPU for `all` at 10M spans
-    SELECT 1 AS source_rank, rowid AS rid, time, trace_id, NULL AS span_id, exception_type,
-           length(exception_stacktrace) AS stack_length
-    FROM logs WHERE exception_type IS NOT NULL AND time >= since
-), untraced AS (
-    SELECT rowid AS rid, span_id FROM logs
-    WHERE exception_type IS NOT NULL AND time >= since
-      AND rowid IN (SELECT rid FROM raw WHERE source_rank = 1 AND trace_id IS NULL)
-), keyed AS (
-    SELECT raw.*, coalesce(raw.trace_id,
-                           CAST(raw.time AS VARCHAR) || coalesce(raw.span_id, untraced.span_id, '')) AS exception_key
-    FROM raw LEFT JOIN untraced ON raw.source_rank = 1 AND untraced.rid = raw.rid
-), typed AS (
-    -- spans name the class with its module (requests.exceptions.ConnectionError), logging without it
-    SELECT *, regexp_replace(exception_type, '^.*[.]', '') AS short_type FROM keyed
+WITH keyed AS MATERIALIZED (
+    SELECT rowid AS rid, source_rank, time, length(exception_stacktrace) AS stack_length,
+           -- an untraced record (a log line of a background thread) is told apart by its time and span id
+           coalesce(trace_id, CAST(time AS VARCHAR) || coalesce(span_id, '')) AS exception_key,
+           -- spans name the class with its module (requests.exceptions.ConnectionError), logging without it
+           regexp_replace(exception_type, '^.*[.]', '') AS short_type
+    FROM exceptions WHERE time >= since
 ), ranked AS (
-    SELECT source_rank, rid, short_type, row_number() OVER (
+    SELECT rid, short_type, row_number() OVER (
         PARTITION BY exception_key, short_type ORDER BY source_rank, stack_length DESC NULLS LAST, time
     ) AS n
-    FROM typed
-), winners AS (SELECT source_rank, rid, short_type FROM ranked WHERE n = 1),
-rows_of AS (
-    SELECT 0 AS source_rank, rowid AS rid, time, trace_id, span_id, service_name, run_id, exception_type,
-           exception_message, exception_stacktrace, exception_location
-    FROM span_events
-    WHERE exception_type IS NOT NULL AND time >= since AND rowid IN (SELECT rid FROM winners WHERE source_rank = 0)
-    UNION ALL
-    SELECT 1 AS source_rank, rowid AS rid, time, trace_id, span_id, service_name, run_id, exception_type,
-           exception_message, exception_stacktrace, exception_location
-    FROM logs
-    WHERE exception_type IS NOT NULL AND time >= since AND rowid IN (SELECT rid FROM winners WHERE source_rank = 1)
-), e AS (SELECT * FROM rows_of JOIN winners USING (source_rank, rid))
+    FROM keyed
+), winners AS (SELECT rid, short_type FROM ranked WHERE n = 1),
+e AS (
+    SELECT x.*, w.short_type FROM (
+        SELECT rowid AS rid, * FROM exceptions WHERE time >= since AND rowid IN (SELECT rid FROM winners)
+    ) x JOIN winners w USING (rid)
+)
 SELECT e.time, e.trace_id, e.span_id, e.service_name, e.run_id, e.exception_type,
        e.exception_message AS message, e.exception_stacktrace AS stacktrace,
        e.exception_location AS location,
@@ -253,6 +234,7 @@ def create(conn: Any) -> None:
     conn.execute(TABLES)
     conn.execute(VIEWS)
     rollup.backfill(conn)
+    exceptions.backfill(conn)
     conn.execute(
         "INSERT OR REPLACE INTO obsdash_meta VALUES ('schema_version', ?)",
         [str(SCHEMA_VERSION)],
