@@ -284,3 +284,20 @@ def test_quantiles_of_a_histogram_are_within_the_bucket_error() -> None:
             assert close(value, exact), (size, q, value, exact)
     assert rollup.quantiles([0], [3], (0.5,)) == [0.0]  # sub-microsecond (or negative) durations
     assert math.isnan(rollup.quantiles([], [], (0.5,))[0])
+
+
+def test_a_span_in_a_buckets_last_millisecond_stays_in_it() -> None:
+    import duckdb
+
+    from obsdash.store.queries.window import Buckets
+
+    buckets = Buckets(datetime(2026, 1, 1), 60.0, 2)
+    index = buckets.sql_index("t")
+    rows = (
+        duckdb.connect()
+        .execute(
+            f"SELECT {index} FROM (VALUES (TIMESTAMP '2026-01-01 00:00:59.9996'), (TIMESTAMP '2026-01-01 00:01:00')) v(t)"
+        )
+        .fetchall()
+    )
+    assert rows == [(0,), (1,)]  # as date_trunc('minute', t) puts them (the rollup's minutes)

@@ -70,8 +70,10 @@ class Buckets:
 
     def sql_index(self, column: str) -> str:
         """SQL for the bucket index of a TIMESTAMP column (a constant expression, no parameters)."""
-        start_ms = int((self.start - EPOCH).total_seconds() * 1000)
-        return f"CAST(floor((epoch_ms({column}) - {start_ms}) / {self.width_s * 1000!r}) AS BIGINT)"
+        # microseconds, exactly: `epoch_ms` rounds to the nearest ms, so a span in a bucket's last 0.5 ms was counted
+        # in the next one (and not where the rollup's date_trunc put it; tests/test_rollup.py saw it once in 40)
+        start_us = (self.start - EPOCH) // timedelta(microseconds=1)
+        return f"CAST(floor((epoch_us({column}) - {start_us}) / {self.width_s * 1_000_000!r}) AS BIGINT)"
 
     def spread(self, values: dict[int, float]) -> list[float]:
         """One value per bucket, 0 where the query returned none."""
