@@ -104,7 +104,11 @@ class Hub:
             check_read_only(cursor, sql)
             timer.start()
             return _run_in_rolled_back_transaction(cursor, sql, params, max_rows)
-        except duckdb.InterruptException:
+        except (duckdb.InterruptException, RuntimeError) as exc:
+            # DuckDB raises InterruptException, or a bare RuntimeError("Query interrupted") when the interrupt
+            # lands while rows are fetched (seen once on CI: `obsdash tail` printed a traceback at Ctrl-C)
+            if not isinstance(exc, duckdb.InterruptException) and str(exc) != "Query interrupted":
+                raise
             if not timed_out.is_set():
                 # Ctrl-C reached the hub's host during a DuckDB call (DuckDB turns SIGINT into this
                 # exception): the user's interrupt, not a slow query and not an SQL error
