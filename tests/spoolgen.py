@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import time
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import orjson
+
+from obsdash.store.queries.window import utc_now
 
 
 def span_line(i: int, trace: int, run_id: str = "test-run") -> bytes:
@@ -45,3 +49,18 @@ def write_segments(spool: Path, segments: int, spans_per_segment: int) -> int:
         name = f"spans-{time.time_ns():020d}-{os.getpid()}-{s:06d}.jsonl"
         (spool / name).write_bytes(b"\n".join(lines) + b"\n")
     return n - first
+
+
+EPOCH = datetime(1970, 1, 1)
+
+
+def ns(t: datetime) -> int:
+    """A naive UTC datetime as epoch nanoseconds (whole microseconds), as records carry time."""
+    return int((t - EPOCH).total_seconds() * 1_000_000) * 1000
+
+
+def write_records(spool: Path, kind: str, records: list[dict[str, Any]], seq: int) -> None:
+    """One segment of `kind` holding `records` (dicts), named as the app names them; `seq` keeps names apart."""
+    spool.mkdir(mode=0o700, parents=True, exist_ok=True)
+    name = f"{kind}-{ns(utc_now()) + seq:020d}-7-{seq:06d}.jsonl"
+    (spool / name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))

@@ -13,23 +13,18 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import orjson
 import pytest
 
 from obsdash.datadir import DataDir
 from obsdash.hub.client import Store, open_store
 from obsdash.store.queries.errors import error_groups
 from obsdash.store.queries.window import utc_now
+from tests.spoolgen import ns, write_records
 
-EPOCH = datetime(1970, 1, 1)
 SHORT = 'Traceback (most recent call last):\n  File "shop.py", line 9, in pay\nValueError: bad\n'
 LONG = (
     'Traceback (most recent call last):\n  File "flask/app.py", line 1, in wsgi\n' + SHORT.split("\n", 1)[1]
 )
-
-
-def _ns(t: datetime) -> int:
-    return int((t - EPOCH).total_seconds() * 1_000_000) * 1000
 
 
 def _exception(kind: str, stack: str, location: str = "shop.py:pay") -> dict[str, str]:
@@ -48,8 +43,8 @@ def _span(trace: int, span: int, start: datetime, parent: int | None, **fields: 
         "parent_span_id": f"{trace:012x}{parent:04x}" if parent is not None else None,
         "name": "GET /pay",
         "kind": "SERVER" if parent is None else "INTERNAL",
-        "start_ns": _ns(start),
-        "end_ns": _ns(start) + 5_000_000,
+        "start_ns": ns(start),
+        "end_ns": ns(start) + 5_000_000,
         "status_code": "ERROR",
         "attributes": {"http.route": "/pay"} if parent is None else {},
         "events": [],
@@ -64,12 +59,12 @@ def _span(trace: int, span: int, start: datetime, parent: int | None, **fields: 
 
 
 def _event(at: datetime, kind: str, stack: str) -> dict[str, Any]:
-    return {"name": "exception", "time_ns": _ns(at), "attributes": _exception(kind, stack)}
+    return {"name": "exception", "time_ns": ns(at), "attributes": _exception(kind, stack)}
 
 
 def _log(at: datetime, trace: int | None, span: str | None, kind: str, stack: str) -> dict[str, Any]:
     return {
-        "time_ns": _ns(at),
+        "time_ns": ns(at),
         "severity_text": "ERROR",
         "severity_number": 17,
         "body": "failed",
@@ -82,12 +77,6 @@ def _log(at: datetime, trace: int | None, span: str | None, kind: str, stack: st
         "pid": 7,
         "resource": {},
     }
-
-
-def _write(spool: Path, kind: str, records: list[dict[str, Any]], seq: int) -> None:
-    spool.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = f"{kind}-{_ns(utc_now()) + seq:020d}-7-{seq:06d}.jsonl"
-    (spool / name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
 
 
 @pytest.fixture
@@ -114,8 +103,8 @@ def store(tmp_path: Path) -> Iterator[Store]:
         _log(untraced_at, None, "bbbbbbbbbbbbbbbb", "ValueError", SHORT),
         _log(untraced_at + ms, None, None, "ValueError", SHORT),
     ]
-    _write(opened.data_dir.spool, "spans", spans, 1)
-    _write(opened.data_dir.spool, "logs", logs, 2)
+    write_records(opened.data_dir.spool, "spans", spans, 1)
+    write_records(opened.data_dir.spool, "logs", logs, 2)
     opened.sync()
     yield opened
     opened.close()

@@ -22,8 +22,8 @@ from obsdash.hub.client import Store, open_store
 from obsdash.store import exceptions
 from obsdash.store.queries.window import utc_now
 from obsdash.store.schema import SCHEMA_VERSION
+from tests.spoolgen import ns
 
-EPOCH = datetime(1970, 1, 1)
 _COLUMNS = "time, trace_id, span_id, service_name, run_id, {rank}, exception_type, exception_message, " + (
     "exception_stacktrace, exception_location"
 )
@@ -33,10 +33,6 @@ UNION ALL
 SELECT {_COLUMNS.format(rank=exceptions.LOG)} FROM logs WHERE exception_type IS NOT NULL
 """
 STORED = f"SELECT {exceptions.COLUMNS} FROM exceptions"
-
-
-def _ns(t: datetime) -> int:
-    return int((t - EPOCH).total_seconds() * 1_000_000) * 1000
 
 
 def _exception(rng: random.Random) -> dict[str, str]:
@@ -60,11 +56,11 @@ def _records(rng: random.Random, traces: int, start: datetime, end: datetime) ->
         trace = f"{rng.getrandbits(128):032x}"
         for i, parent in ((0, None), (1, 0)):
             events = [
-                {"name": "exception", "time_ns": _ns(t) + 1000 * j, "attributes": _exception(rng)}
+                {"name": "exception", "time_ns": ns(t) + 1000 * j, "attributes": _exception(rng)}
                 for j in range(rng.choice([0, 0, 1, 2]))
             ]
             if rng.random() < 0.2:
-                events.append({"name": "retry", "time_ns": _ns(t), "attributes": {"attempt": 2}})
+                events.append({"name": "retry", "time_ns": ns(t), "attributes": {"attempt": 2}})
             spans.append(
                 {
                     "trace_id": trace,
@@ -72,8 +68,8 @@ def _records(rng: random.Random, traces: int, start: datetime, end: datetime) ->
                     "parent_span_id": f"{n:012x}{parent:04x}" if parent is not None else None,
                     "name": "GET /pay",
                     "kind": "SERVER",
-                    "start_ns": _ns(t),
-                    "end_ns": _ns(t) + 3_000_000,
+                    "start_ns": ns(t),
+                    "end_ns": ns(t) + 3_000_000,
                     "status_code": "ERROR" if events else "UNSET",
                     "attributes": {"http.route": "/pay"},
                     "events": events,
@@ -88,7 +84,7 @@ def _records(rng: random.Random, traces: int, start: datetime, end: datetime) ->
             traced = rng.random() < 0.7
             logs.append(
                 {
-                    "time_ns": _ns(t) + 2000,
+                    "time_ns": ns(t) + 2000,
                     "severity_text": "ERROR",
                     "severity_number": 17,
                     "body": "failed",
@@ -112,7 +108,7 @@ def _ingest(store: Store, rng: random.Random, start: datetime, end: datetime, se
         for kind, records in (("spans", spans), ("logs", logs)):
             for part in range(2):
                 seq += 1
-                name = f"{kind}-{_ns(utc_now()) + seq:020d}-7-{seq:06d}.jsonl"
+                name = f"{kind}-{ns(utc_now()) + seq:020d}-7-{seq:06d}.jsonl"
                 chunk = records[part::2]
                 store.data_dir.spool.mkdir(mode=0o700, parents=True, exist_ok=True)
                 (store.data_dir.spool / name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in chunk))

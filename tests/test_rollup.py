@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import orjson
 import pytest
 
 from obsdash.datadir import DataDir
@@ -26,14 +25,10 @@ from obsdash.store import rollup
 from obsdash.store.queries import overview as ov
 from obsdash.store.queries.window import utc_now, window_named
 from obsdash.store.schema import SCHEMA_VERSION
+from tests.spoolgen import ns, write_records
 
 ROUTES = [("GET", "/items"), ("GET", "/items/<int:item_id>"), ("POST", "/checkout"), ("GET", "/weather")]
-EPOCH = datetime(1970, 1, 1)
 TOLERANCE = rollup.MAX_ERROR + 1e-9
-
-
-def _ns(t: datetime) -> int:
-    return int((t - EPOCH).total_seconds() * 1_000_000) * 1000
 
 
 def _span(n: int, start: datetime, ms: float, **fields: Any) -> dict[str, Any]:
@@ -43,8 +38,8 @@ def _span(n: int, start: datetime, ms: float, **fields: Any) -> dict[str, Any]:
         "parent_span_id": None,
         "name": "GET",
         "kind": "SERVER",
-        "start_ns": _ns(start),
-        "end_ns": _ns(start) + int(ms * 1_000_000),
+        "start_ns": ns(start),
+        "end_ns": ns(start) + int(ms * 1_000_000),
         "status_code": "UNSET",
         "attributes": {},
         "events": [],
@@ -113,14 +108,8 @@ def ingest(store: Store, records: list[dict[str, Any]], seq: int, batches: int =
     for b in range(batches):
         part = records[b * per : (b + 1) * per]
         if part:
-            _write(spool, part, seq * 1000 + b)
+            write_records(spool, "spans", part, seq * 1000 + b)
             store.sync()
-
-
-def _write(spool: Path, records: list[dict[str, Any]], seq: int) -> None:
-    spool.mkdir(mode=0o700, parents=True, exist_ok=True)
-    name = f"spans-{_ns(utc_now()) + seq:020d}-7-{seq:06d}.jsonl"
-    (spool / name).write_bytes(b"".join(orjson.dumps(r) + b"\n" for r in records))
 
 
 @pytest.fixture
