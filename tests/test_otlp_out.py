@@ -130,6 +130,14 @@ def stored(data_dir: Path, run_id: str) -> dict[str, Any]:
 # -- wrap --otlp-endpoint ----------------------------------------------------------------------------------------
 def test_the_collector_gets_what_the_store_holds(shop: Shop) -> None:
     local = stored(shop.store, shop.runs[0])
+    # what the app's exporter says it sent, from its end record: every span and log line, nothing failed
+    ends = query(
+        shop.store,
+        f"SELECT details->>'otlp' AS otlp FROM run_events WHERE run_id = '{shop.runs[0]}' AND event = 'end'",
+    )
+    sent = json.loads(ends[0]["otlp"])
+    assert sent.get("traces_sent") == local["span_rows"] and sent.get("logs_sent") == 7, sent
+    assert not any(v for k, v in sent.items() if k.endswith(("_failed", "_dropped"))), sent
     # the intake writes what it receives as spool segments for its hub: give a loaded box time to (failed once on
     # a clean-clone CI run with 0 spans in the intake's store and no error on either side)
     deadline = time.monotonic() + 15

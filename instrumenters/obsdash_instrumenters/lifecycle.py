@@ -228,6 +228,7 @@ def counters(writer: SpoolWriter) -> dict[str, Any]:
     """What this process captured, skipped and lost so far, cumulative since it started (copies: each `dict()` of
     a plain dict is one step under the GIL, so an app thread counting meanwhile cannot break it)."""
     scrub = sys.modules.get("obsdash_instrumenters.scrub")  # not imported here: it loads with the encoder
+    otlp = sys.modules.get("obsdash_instrumenters.otlp")  # loaded only with an OTLP endpoint
     return {
         "instrumentation": dict(instrumentations.status),
         "instrumentation_ms": dict(instrumentations.load_ms),
@@ -235,6 +236,7 @@ def counters(writer: SpoolWriter) -> dict[str, Any]:
         "written": dict(writer.written),
         "internal_errors": dict(safety.internal_errors),
         "redactions": dict(getattr(scrub, "redactions", None) or {}),
+        "otlp": dict(getattr(otlp, "counters", None) or {}),
     }
 
 

@@ -192,7 +192,7 @@ INSERTS = {
             json_object('argv', argv, 'startup_ms', startup_ms, 'duration_ms', duration_ms,
                         'instrumentation', instrumentation, 'instrumentation_ms', instrumentation_ms,
                         'dropped', dropped, 'written', written, 'internal_errors', internal_errors,
-                        'redactions', redactions)
+                        'redactions', redactions, 'otlp', otlp)
         FROM _batch"""
     ],
 }

@@ -87,6 +87,7 @@ COLUMNS: dict[str, dict[str, str]] = {
         "written": "JSON",
         "internal_errors": "JSON",
         "redactions": "JSON",
+        "otlp": "JSON",
     },
 }
 # Fields a record must have (not null) to be stored.
