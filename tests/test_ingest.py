@@ -172,3 +172,50 @@ def test_a_file_named_like_a_glob_is_not_a_segment(tmp_path: Path) -> None:
     assert conn.execute("SELECT count(*), count(DISTINCT span_id) FROM spans").fetchone() == (spans, spans)
     assert stray.exists()
     conn.close()
+
+
+def test_genai_columns_are_read_for_every_alias_and_only_where_present(tmp_path: Path) -> None:
+    """The GenAI hot columns are extracted only from rows whose attributes text holds `gen_ai.` or
+    `llm.token_count.` (ingest._HotAttributes guard): each alias still lands in its column, a span without them
+    gets NULLs, and a value that merely mentions `gen_ai.` changes nothing."""
+    conn, ingester, data_dir = _ingester(tmp_path / "data")
+    shapes = {
+        "semconv": {
+            "gen_ai.provider.name": "openai",
+            "gen_ai.response.model": "gpt-4o-mini",
+            "gen_ai.operation.name": "chat",
+            "gen_ai.usage.input_tokens": 11,
+            "gen_ai.usage.output_tokens": 7,
+            "gen_ai.usage.cache_read.input_tokens": 3,
+            "gen_ai.usage.cache_creation.input_tokens": 2,
+        },
+        "older": {
+            "gen_ai.system": "anthropic",
+            "gen_ai.request.model": "claude",
+            "gen_ai.usage.prompt_tokens": 5,
+        },
+        "openinference": {"llm.token_count.prompt": 13, "llm.token_count.completion": 17},
+        "mention": {"http.route": "/x", "note": "ask gen_ai.usage.input_tokens = 9"},
+        "plain": {"http.route": "/x"},
+    }
+    records = []
+    for i, (label, attributes) in enumerate(shapes.items()):
+        record = orjson.loads(span_line(i, trace=i + 1))
+        record["name"] = label
+        record["attributes"] = attributes
+        records.append(orjson.dumps(record))
+    (data_dir.spool / "spans-00000000000000000001-1-000001.jsonl").write_bytes(b"\n".join(records) + b"\n")
+    ingester.run()
+    rows = conn.execute(
+        "SELECT name, gen_ai_provider, gen_ai_model, gen_ai_operation, input_tokens, output_tokens, "
+        "cache_read_tokens, cache_write_tokens, http_route FROM spans"
+    ).fetchall()
+    got = {row[0]: row[1:] for row in rows}
+    assert got == {
+        "semconv": ("openai", "gpt-4o-mini", "chat", 11, 7, 3, 2, None),
+        "older": ("anthropic", "claude", None, 5, None, None, None, None),
+        "openinference": (None, None, None, 13, 17, None, None, None),
+        "mention": (None, None, None, None, None, None, None, "/x"),
+        "plain": (None, None, None, None, None, None, None, "/x"),
+    }
+    conn.close()

@@ -108,7 +108,9 @@ def state(store: Store, data_dir: Path) -> dict[str, Any]:
         "ingested_segments",
         "llm_prices",
     ]
-    counts = store.query(" UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in tables)).rows
+    counts = store.query(
+        " UNION ALL ".join(f"SELECT '{t}', count(*) FROM {t}" for t in tables) + " ORDER BY 1"
+    ).rows
     catalog = store.query(
         "SELECT (SELECT list(table_name ORDER BY table_name) FROM duckdb_tables()), "
         "(SELECT list(view_name ORDER BY view_name) FROM duckdb_views() WHERE NOT internal), "
