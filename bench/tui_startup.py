@@ -57,11 +57,20 @@ def _dashboard_pid(socket: str) -> int:
 
 def one_run(data_dir: str, window: str) -> tuple[float, float, float]:
     """(seconds to the first screen with data, seconds to walk every view, peak RSS in MB)."""
-    socket = f"obsdash-bench-{os.getpid()}"
+    # a socket per run: a new session on the socket of a server still exiting from `kill-server` failed now
+    # and then, and the run waited 60 s on an empty screen
+    socket = f"obsdash-bench-{os.getpid()}-{time.monotonic_ns()}"
     obsdash = shutil.which("obsdash") or f"{sys.prefix}/bin/obsdash"
     command = f"exec {obsdash} tui --data-dir {data_dir} --window {window}"
     started = time.perf_counter()
-    _tmux(socket, "new-session", "-d", "-s", "bench", "-x", "80", "-y", "24", command)
+    started_session = subprocess.run(
+        ["tmux", "-L", socket, "new-session", "-d", "-s", "bench", "-x", "80", "-y", "24", command],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if started_session.returncode != 0:
+        raise RuntimeError(f"tmux new-session failed: {started_session.stderr.strip()}")
     try:
         _wait_for(socket, FIRST_SCREEN)
         first = time.perf_counter() - started
