@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from tests.conftest import child_env, obsdash_cmd, query, run, scalar
 from tests.spoolgen import write_segments
@@ -68,3 +69,27 @@ def test_host_exit_hands_over_to_next_reader(data_dir: Path) -> None:
     host.wait()
     write_segments(data_dir / "spool", segments=1, spans_per_segment=5)
     assert scalar(data_dir, "SELECT count(*) FROM spans") == 10  # a new host took over
+
+
+def test_the_dashboard_hosts_the_hub_with_the_smaller_memory_cap(tmp_path: Path) -> None:
+    """P7: a dashboard that hosts the hub caps DuckDB at DASHBOARD_MEMORY_LIMIT (its process stays on screen);
+    the other commands at MEMORY_LIMIT, for ingest speed. A dashboard that joins another's hub changes nothing."""
+    from obsdash.datadir import DataDir
+    from obsdash.hub.client import open_store
+    from obsdash.store.database import DASHBOARD_MEMORY_LIMIT, MEMORY_LIMIT
+
+    def cap(store: Any) -> str:
+        return str(store.query("SELECT current_setting('memory_limit')", sync=False).rows[0][0])
+
+    def mib(limit: str) -> str:  # DuckDB shows '160MB' (10^6 bytes) as '152.5 MiB', cut to a tenth
+        return f"{int(limit.removesuffix('MB')) * 10**6 * 10 // 2**20 / 10:.1f} MiB"
+
+    dashboard = open_store(DataDir(tmp_path / "a"), dashboard=True)
+    assert dashboard.is_host and cap(dashboard) == mib(DASHBOARD_MEMORY_LIMIT)
+    joined = open_store(DataDir(tmp_path / "a"))
+    assert not joined.is_host and cap(joined) == mib(DASHBOARD_MEMORY_LIMIT)
+    joined.close()
+    dashboard.close()
+    other = open_store(DataDir(tmp_path / "b"))
+    assert other.is_host and cap(other) == mib(MEMORY_LIMIT)
+    other.close()

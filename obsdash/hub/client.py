@@ -19,6 +19,7 @@ from obsdash.datadir import DataDir, prepare
 from obsdash.errors import ObsdashError, StoreError
 from obsdash.hub import protocol
 from obsdash.hub.server import DEFAULT_MAX_ROWS, DEFAULT_QUERY_TIMEOUT_S, Hub
+from obsdash.store.database import DASHBOARD_MEMORY_LIMIT, MEMORY_LIMIT
 from obsdash.store.results import QueryResult
 from obsdash.store.retention_policy import take_request
 
@@ -115,9 +116,10 @@ class RemoteBackend:
 class Store:
     """The store as readers see it: queries and sync, surviving the hub's host going away."""
 
-    def __init__(self, data_dir: DataDir) -> None:
+    def __init__(self, data_dir: DataDir, memory_limit: str = MEMORY_LIMIT) -> None:
         self.data_dir = data_dir
-        self._backend: LocalBackend | RemoteBackend = _elect(data_dir)
+        self._memory_limit = memory_limit
+        self._backend: LocalBackend | RemoteBackend = _elect(data_dir, memory_limit)
         # The dashboard queries from several worker threads; a hub socket carries one request at a time.
         self._lock = threading.RLock()
 
@@ -132,7 +134,8 @@ class Store:
                 return call(self._backend)
             except (ConnectionError, OSError):
                 self._backend.close()
-                self._backend = _elect(self.data_dir)  # the host went away: join the next or become it
+                # the host went away: join the next or become it
+                self._backend = _elect(self.data_dir, self._memory_limit)
                 return call(self._backend)
 
     def query(
@@ -172,17 +175,18 @@ class Store:
             self._backend.close()
 
 
-def open_store(data_dir: DataDir) -> Store:
+def open_store(data_dir: DataDir, dashboard: bool = False) -> Store:
     """Join or host the hub of `data_dir`, creating the directory if needed; a retention policy given on the
-    command line is saved by the hub this process starts, or sent to the one it joins."""
-    store = Store(prepare(data_dir))
+    command line is saved by the hub this process starts, or sent to the one it joins. The `dashboard` hosts a
+    hub with a smaller DuckDB cap (`DASHBOARD_MEMORY_LIMIT`: its process stays on screen for hours, P7)."""
+    store = Store(prepare(data_dir), DASHBOARD_MEMORY_LIMIT if dashboard else MEMORY_LIMIT)
     changes = take_request()
     if changes:
         store.set_retention(changes)
     return store
 
 
-def _elect(data_dir: DataDir) -> LocalBackend | RemoteBackend:
+def _elect(data_dir: DataDir, memory_limit: str) -> LocalBackend | RemoteBackend:
     deadline = time.monotonic() + CONNECT_TIMEOUT_S
     while True:
         sock = _try_connect(data_dir)
@@ -190,7 +194,7 @@ def _elect(data_dir: DataDir) -> LocalBackend | RemoteBackend:
             return RemoteBackend(sock)
         lock_fd = _try_lock(data_dir)
         if lock_fd is not None:
-            return _host(data_dir, lock_fd)
+            return _host(data_dir, lock_fd, memory_limit)
         if time.monotonic() > deadline:
             raise StoreError(
                 f"another obsdash process holds {data_dir.root} but does not answer",
@@ -199,9 +203,9 @@ def _elect(data_dir: DataDir) -> LocalBackend | RemoteBackend:
         time.sleep(0.05)
 
 
-def _host(data_dir: DataDir, lock_fd: int) -> LocalBackend:
+def _host(data_dir: DataDir, lock_fd: int, memory_limit: str) -> LocalBackend:
     try:
-        hub = Hub(data_dir, lock_fd)
+        hub = Hub(data_dir, lock_fd, memory_limit)
     except BaseException:
         os.close(lock_fd)
         raise

@@ -21,7 +21,7 @@ import duckdb
 from obsdash.datadir import DataDir
 from obsdash.errors import ObsdashError, QueryRefused, StoreError
 from obsdash.hub import protocol
-from obsdash.store.database import is_corruption, mark_damaged
+from obsdash.store.database import MEMORY_LIMIT, is_corruption, mark_damaged
 from obsdash.store.ingest import Ingester, IngestReport
 from obsdash.store.pricing import Pricer
 from obsdash.store.readonly import check_read_only, first_line
@@ -38,14 +38,14 @@ DEFAULT_QUERY_TIMEOUT_S = 60.0
 class Hub:
     """Owns the store of one data directory. Create with the hub lock held (see client.connect)."""
 
-    def __init__(self, data_dir: DataDir, lock_fd: int) -> None:
+    def __init__(self, data_dir: DataDir, lock_fd: int, memory_limit: str = MEMORY_LIMIT) -> None:
         self.data_dir = data_dir
         self._lock_fd = lock_fd
         self._write_lock = threading.Lock()
         self._stop = threading.Event()
         self.retention = Retention(data_dir, self._write_lock, self._stop)
         # open_database, then the policy asked for on this command line, and compaction of a file over its cap
-        self.conn = self.retention.open()
+        self.conn = self.retention.open(memory_limit)
         self._ingester = Ingester(self.conn, data_dir.spool, data_dir.ingested)
         self._pricer = Pricer(self.conn)
         self._threads: list[threading.Thread] = []

@@ -33,10 +33,18 @@ _NEWER_SIGNS = ("version number", "newer version", "storage version")
 
 
 MEMORY_LIMIT = "320MB"
+"""DuckDB's cap in a hub hosted by a command that does not stay on screen (`ingest`, `serve`, `tail`, ...)."""
+DASHBOARD_MEMORY_LIMIT = "160MB"
+"""The cap when the dashboard hosts the hub: its process promises ≤ 300 MB with 10M spans stored (P7). DuckDB's
+buffer pool fills to its cap with the blocks a long window reads, and Python with Textual add ~120 MB: with the
+`all` window on a 10M-span store the process peaked at 419 MB under 320 MB, 310 MB under 192 MB and 285 MB under
+160 MB, with the same refresh times (overview `all` 323 vs 320 ms). What it costs is ingest: a backlog goes in at
+0.39x read_json's rate instead of 0.55x (the batch's temporary table spills), still ~130k spans/s
+(docs/benchmarks.md, P4 and P7)."""
 
 
-def open_database(data_dir: DataDir) -> Any:
-    """The hub's read-write connection, with the schema created or upgraded."""
+def open_database(data_dir: DataDir, memory_limit: str = MEMORY_LIMIT) -> Any:
+    """The hub's read-write connection, with the schema created or upgraded, DuckDB capped at `memory_limit`."""
     # S3: the process that owns the store keeps umask 077 from here on. DuckDB creates files long after the open
     # (the WAL again after a CHECKPOINT deletes it, spill files in DIR/tmp) with the process umask: 0666 under a
     # umask of 0 (tests/security/test_private_files.py). Only obsdash's own processes host the hub.
@@ -47,7 +55,7 @@ def open_database(data_dir: DataDir) -> Any:
             _move_aside_for_rebuild(data_dir, mark.read_text(errors="replace") or "marked damaged")
         mark.unlink(missing_ok=True)
     try:
-        conn = _connect_with_schema(data_dir)
+        conn = _connect_with_schema(data_dir, memory_limit)
     except duckdb.Error as exc:
         text = str(exc).lower()
         if "could not set lock" in text:  # not just "lock": a corrupt file's message says "in block at ..."
@@ -61,18 +69,18 @@ def open_database(data_dir: DataDir) -> Any:
             ) from None
         if is_corruption(exc):
             _move_aside_for_rebuild(data_dir, str(exc))
-            conn = _connect_with_schema(data_dir)
+            conn = _connect_with_schema(data_dir, memory_limit)
         else:
             raise StoreError(f"cannot open {data_dir.database}: {str(exc).splitlines()[0]}") from None
     _make_private(data_dir.database)
     return conn
 
 
-def _connect_with_schema(data_dir: DataDir) -> Any:
+def _connect_with_schema(data_dir: DataDir, memory_limit: str) -> Any:
     """Connect and create the schema. Both count as opening: a file whose header is intact but whose catalog or
     meta blocks are damaged connects fine and fails only on the first read ("Corrupt database file: computed
     checksum ... does not match"), which must also lead to the rebuild, not a traceback (tests/reliability)."""
-    conn = _connect(data_dir)
+    conn = _connect(data_dir, memory_limit)
     try:
         schema.create(conn)
     except BaseException:
@@ -81,7 +89,7 @@ def _connect_with_schema(data_dir: DataDir) -> Any:
     return conn
 
 
-def _connect(data_dir: DataDir) -> Any:
+def _connect(data_dir: DataDir, memory_limit: str) -> Any:
     conn = duckdb.connect(
         str(data_dir.database),
         config={"autoinstall_known_extensions": False, "autoload_known_extensions": False},
@@ -92,7 +100,7 @@ def _connect(data_dir: DataDir) -> Any:
     # DuckDB's default cap is 80% of RAM: a hub on a 10M-span store grew to 1.2-1.5 GB. At 320 MB (spilling
     # inside the data dir) the dashboard peaks at 165 MB on that store (P7), and read_json keeps its speed:
     # under 256 MB it slowed ingest 1.8x (docs/benchmarks.md, P4).
-    conn.execute(f"SET memory_limit = '{MEMORY_LIMIT}'")
+    conn.execute("SET memory_limit = ?", [memory_limit])
     # Every query that shows rows in an order says so (ORDER BY); keeping the order rows arrive in held a batch's
     # read_json and insert to one thread's sequence: 200k spans ingested in 1.21 s with it, 0.97 s without (P4).
     conn.execute("SET preserve_insertion_order = false")

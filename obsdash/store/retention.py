@@ -51,7 +51,7 @@ import duckdb
 from obsdash.datadir import DataDir
 from obsdash.store import prune
 from obsdash.store.archive import Archive
-from obsdash.store.database import open_database
+from obsdash.store.database import MEMORY_LIMIT, open_database
 from obsdash.store.retention_policy import Policy, format_size, load_policy, save_policy, take_request
 from obsdash.store.segments import remove_stale_temporaries
 
@@ -104,12 +104,14 @@ class Retention:
         self._floor: int | None = None
         """Live bytes right after the last size prune that deleted rows (see `_prune_size`)."""
         self._failed: str | None = None
+        self._memory_limit = MEMORY_LIMIT
 
     # -- entry points ------------------------------------------------------------------------------------------
-    def open(self) -> Any:
-        """Open the store (`open_database`), save a policy given on this command line, and compact a file found
-        over its cap with much of it free. Returns the hub's connection."""
-        self.conn = open_database(self.data_dir)
+    def open(self, memory_limit: str = MEMORY_LIMIT) -> Any:
+        """Open the store (`open_database`, DuckDB capped at `memory_limit`), save a policy given on this command
+        line, and compact a file found over its cap with much of it free. Returns the hub's connection."""
+        self._memory_limit = memory_limit
+        self.conn = open_database(self.data_dir, memory_limit)
         changes = take_request()
         if changes:
             self.policy = self.policy_from_store().changed(changes)
@@ -364,7 +366,7 @@ class Retention:
         else:
             os.chmod(copy, 0o600)
             os.replace(copy, database)
-        self.conn = open_database(self.data_dir)
+        self.conn = open_database(self.data_dir, self._memory_limit)
         log.warning(
             "obsdash: compacted %s from %s to %s in %.1f s (its size cap is %s)",
             database,

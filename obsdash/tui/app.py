@@ -202,7 +202,7 @@ def run_dashboard(
     """Open the store (hosting the hub or joining it) and run the dashboard until the user quits."""
     from obsdash.hub.client import open_store
 
-    store = open_store(data_dir)
+    store = open_store(data_dir, dashboard=True)
     try:
         make_app(store, window, budget_per_day=budget_per_day).run()
     finally:
