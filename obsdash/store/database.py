@@ -39,7 +39,7 @@ DASHBOARD_MEMORY_LIMIT = "160MB"
 buffer pool fills to its cap with the blocks a long window reads, and Python with Textual add ~120 MB: with the
 `all` window on a 10M-span store the process peaked at 419 MB under 320 MB, 310 MB under 192 MB and 285 MB under
 160 MB, with the same refresh times (overview `all` 323 vs 320 ms). What it costs is ingest: a backlog goes in at
-0.39x read_json's rate instead of 0.55x (the batch's temporary table spills), still ~130k spans/s
+0.39x read_json's rate instead of 0.57x (the batch's temporary table spills), still ~130k spans/s
 (docs/benchmarks.md, P4 and P7)."""
 
 
@@ -98,8 +98,7 @@ def _connect(data_dir: DataDir, memory_limit: str) -> Any:
     spill = data_dir.root / "tmp"
     spill.mkdir(mode=0o700, exist_ok=True)
     # DuckDB's default cap is 80% of RAM: a hub on a 10M-span store grew to 1.2-1.5 GB. At 320 MB (spilling
-    # inside the data dir) the dashboard peaks at 165 MB on that store (P7), and read_json keeps its speed:
-    # under 256 MB it slowed ingest 1.8x (docs/benchmarks.md, P4).
+    # inside the data dir) read_json keeps its speed; the dashboard's smaller cap is explained above.
     conn.execute("SET memory_limit = ?", [memory_limit])
     # Every query that shows rows in an order says so (ORDER BY); keeping the order rows arrive in held a batch's
     # read_json and insert to one thread's sequence: 200k spans ingested in 1.21 s with it, 0.97 s without (P4).
