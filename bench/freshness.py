@@ -40,7 +40,7 @@ def measure(batch_delay_s: float | None, spans: int, interval: float) -> list[fl
     """Latencies (s) of `spans` spans, with the app's batch delay set to `batch_delay_s` (None: obsdash's)."""
     root = Path(tempfile.mkdtemp(prefix="obsdash-fresh-"))
     data_dir = DataDir(root / ".obsdash")
-    store = open_store(data_dir)
+    store = open_store(data_dir, dashboard=True)  # the hub as the dashboard hosts it
     seen: dict[str, float] = {}
     ends: dict[str, datetime] = {}
     done = threading.Event()

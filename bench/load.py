@@ -396,7 +396,7 @@ def load_run(
 
     wrapped, dashboard = MODES[mode]
     data_dir = workdir / f"obsdash-data-{mode.replace(' ', '').replace('+', '-')}" if wrapped else None
-    store = open_store(DataDir(data_dir)) if data_dir is not None and dashboard else None
+    store = open_store(DataDir(data_dir), dashboard=True) if data_dir is not None and dashboard else None
     probe = DashboardProbe(store) if store is not None else None
     shop = start_shop(workdir, upstream, data_dir, workers, threads)
     try:
