@@ -239,7 +239,12 @@ def test_retention_keeps_the_store_under_its_cap_while_the_sample_app_runs(tmp_p
         sent = run_traffic(app_url, duration=TRAFFIC_S, concurrency=4)
         ended = _utc_now()
         assert stop(app, 10.0)
-        time.sleep(1.0)  # the hub's last ingest and retention passes
+        # the hub's last ingest and retention passes: 1 s unloaded; a loaded CI run found the data dir still
+        # 0.8 MB over (inside SLACK) one second after the shop stopped, so wait for the passes, up to 20 s
+        settle = time.monotonic() + 20
+        time.sleep(1.0)
+        while telemetry_bytes(data_dir) > CAP and time.monotonic() < settle:
+            time.sleep(0.25)
         samples = sampler.stop()
         status = _retention_status(data_dir)
         newest = scalar(data_dir.root, "SELECT max(start_time) FROM spans WHERE service_name = 'shop'")
@@ -261,7 +266,13 @@ def test_retention_keeps_the_store_under_its_cap_while_the_sample_app_runs(tmp_p
     assert status["max_size"] == CAP
     peak = sampler.parts[samples.index(max(samples))]
     assert max(samples) <= CAP + SLACK, f"{curve}; at the peak store/WAL/archive = {peak}"
-    assert telemetry_bytes(data_dir) <= CAP
+    # A running hub cannot shrink the DuckDB file, which keeps its high-water mark: what a peak's overshoot left
+    # in it stays (status: over the cap) until the next hub opens the store and compacts it (a loaded CI run
+    # ended at 16.8 MB). So: under the cap plus the slack now, and under the cap once a new hub has opened it.
+    assert telemetry_bytes(data_dir) <= CAP + SLACK
+    reopened = run(obsdash_cmd("ingest", "--data-dir", str(data_dir.root)))
+    assert reopened.returncode == 0, reopened.stderr
+    assert telemetry_bytes(data_dir) <= CAP, describe(_retention_status(data_dir))
     # retention had to act, oldest first: what is left of the older run is its newest part; the shop's last
     # requests are there
     assert status["last_prune"] is not None, status
