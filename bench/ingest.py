@@ -9,6 +9,10 @@ defaults. Target: (a) ≥ 0.6 × (b) in spans per second. A third row, (c), give
 hub changes for speed (`preserve_insertion_order = false`, store/database.py), so the table shows what that
 setting is worth on both sides.
 
+After the timed rounds, one more round of each runs with every statement of obsdash's ingest timed (wall and
+process CPU, which counts every DuckDB thread): where obsdash's time goes, and on how many of the cores, against
+the limit's one statement. The P4 row quotes it.
+
 `--stored 3M` starts (a) on a store already holding that many spans (built once, copied for each round), which
 shows what a fresh store hides (maintaining the `spans_trace` index grew with the store: 0.36x into 3M spans
 against 0.48x without it, which is why it was dropped).
@@ -23,7 +27,9 @@ import shutil
 import sys
 import tempfile
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import orjson
@@ -33,7 +39,7 @@ from bench.headline import Headline
 from obsdash.datadir import DataDir, prepare
 from obsdash.hub.client import open_store
 from obsdash.store.database import open_database
-from obsdash.store.ingest import READ_COLUMNS
+from obsdash.store.ingest import READ_COLUMNS, Ingester
 
 ROUTES = ["/items", "/items/<int:item_id>", "/orders", "/checkout", "/weather"]
 
@@ -141,15 +147,74 @@ def time_limit(source: Path, work: Path, ordered: bool = True) -> float:
 
 
 RATIO_LIMIT = 0.6
+READ_PHASE = "read_json into the batch table"
+INSERT_PHASE = "insert into spans, typed columns"
+REST_PHASE = "span events, exceptions, rollup, bookkeeping, commit"
+CHECKPOINT_PHASE = "checkpoint (the close)"
+LIMIT_PHASE = "the limit: read_json → table"
+PHASES = (READ_PHASE, INSERT_PHASE, REST_PHASE, CHECKPOINT_PHASE, LIMIT_PHASE)
 
 
-Rates = tuple[float, float, float]
-"""spans/s: obsdash, the limit at DuckDB's defaults, the limit with the hub's setting."""
+@dataclass
+class IngestResult:
+    """spans/s medians of the three paths, and one round's time per phase (wall s, CPU s)."""
+
+    ours: float
+    limit: float
+    unordered: float
+    phases: dict[str, tuple[float, float]] = field(default_factory=dict)
 
 
-def measure(spans: int = 200_000, per_segment: int = 500, repeat: int = 5, stored: int = 0) -> Rates:
-    """Medians of `repeat` interleaved rounds of the three paths; obsdash's store holds `stored` spans before
-    each round."""
+class _TimedConnection:
+    """The hub's connection with each statement the ingester runs timed: wall time, and the process's CPU time,
+    which counts every DuckDB thread (CPU ÷ wall = cores in use)."""
+
+    def __init__(self, conn: Any) -> None:
+        self.conn = conn
+        self.phases: dict[str, tuple[float, float]] = {}
+
+    def execute(self, sql: str, params: Any = None) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return self.conn.execute(sql) if params is None else self.conn.execute(sql, params)
+        finally:
+            phase = _phase(sql)
+            spent = self.phases.get(phase, (0.0, 0.0))
+            self.phases[phase] = (
+                spent[0] + time.perf_counter() - wall,
+                spent[1] + time.process_time() - cpu,
+            )
+
+
+def _phase(sql: str) -> str:
+    if "TEMP TABLE _batch" in sql:
+        return READ_PHASE
+    if sql.lstrip().startswith("INSERT INTO spans "):
+        return INSERT_PHASE
+    if sql.startswith("CHECKPOINT"):
+        return CHECKPOINT_PHASE
+    return REST_PHASE
+
+
+def phases(source: Path, work: Path) -> dict[str, tuple[float, float]]:
+    """One round of obsdash's ingest (the hub's connection and Ingester, as Hub.sync runs them) with each
+    statement timed, then the limit's one statement; phase -> (wall s, CPU s)."""
+    data_dir = prepare(DataDir(work / "obsdash"))
+    for path in source.iterdir():
+        shutil.copy(path, data_dir.spool / path.name)
+    timed = _TimedConnection(open_database(data_dir))
+    Ingester(timed, data_dir.spool, data_dir.ingested).run()
+    timed.execute("CHECKPOINT")
+    timed.conn.close()
+    cpu = time.process_time()
+    wall = time_limit(source, work)
+    timed.phases[LIMIT_PHASE] = (wall, time.process_time() - cpu)
+    return {name: timed.phases[name] for name in PHASES if name in timed.phases}
+
+
+def measure(spans: int = 200_000, per_segment: int = 500, repeat: int = 5, stored: int = 0) -> IngestResult:
+    """Medians of `repeat` interleaved rounds of the three paths (obsdash's store holds `stored` spans before
+    each round), then one round timed phase by phase."""
     root = Path(tempfile.mkdtemp(prefix="obsdash-bench-ingest-"))
     try:
         source = root / "segments"
@@ -169,35 +234,61 @@ def measure(spans: int = 200_000, per_segment: int = 500, repeat: int = 5, store
                 work.mkdir()
                 rates.append(spans / timed(work))
                 shutil.rmtree(work)
+        work = root / "phases"
+        work.mkdir()
+        by_phase = phases(source, work)
     finally:
         shutil.rmtree(root, ignore_errors=True)
-    return median(ours), median(limit), median(unordered)
+    return IngestResult(median(ours), median(limit), median(unordered), by_phase)
 
 
-def table(rates: Rates) -> str:
-    """spans/s of the three paths and each one's ratio to the limit."""
-    rate_ours, rate_limit, rate_unordered = rates
+def table(result: IngestResult) -> str:
+    """spans/s of the three paths and each one's ratio to the limit, then the phases of one round."""
     rows = [
-        ["obsdash ingest (Hub.sync)", f"{rate_ours:,.0f}", f"{rate_ours / rate_limit:.2f}"],
-        ["read_json → table (the limit, DuckDB's defaults)", f"{rate_limit:,.0f}", "1.00"],
+        ["obsdash ingest (Hub.sync)", f"{result.ours:,.0f}", f"{result.ours / result.limit:.2f}"],
+        ["read_json → table (the limit, DuckDB's defaults)", f"{result.limit:,.0f}", "1.00"],
         [
             "read_json → table, preserve_insertion_order = false",
-            f"{rate_unordered:,.0f}",
-            f"{rate_unordered / rate_limit:.2f}",
+            f"{result.unordered:,.0f}",
+            f"{result.unordered / result.limit:.2f}",
         ],
     ]
-    return markdown_table(["path", "spans/s", "× limit"], rows)
+    rates = markdown_table(["path", "spans/s", "× limit"], rows)
+    if not result.phases:
+        return rates
+    phase_rows = [
+        [name, f"{wall:.3f}", f"{cpu:.3f}", f"{cpu / wall:.1f}" if wall > 0 else "–"]
+        for name, (wall, cpu) in result.phases.items()
+    ]
+    cores = os.cpu_count() or 1
+    return (
+        f"{rates}\n\nOne more round, statement by statement ({cores} cores; CPU counts every DuckDB thread):\n\n"
+        + markdown_table(["phase", "wall s", "CPU s", "cores in use"], phase_rows)
+    )
 
 
-def headline(rates: Rates, spans: int) -> list[Headline]:
+def _phases_note(result: IngestResult) -> str:
+    """Where obsdash's time went, in the words of the P4 row."""
+    parts = []
+    for name, label in ((READ_PHASE, "batch read"), (INSERT_PHASE, "insert"), (LIMIT_PHASE, "the limit")):
+        if name in result.phases:
+            wall, cpu = result.phases[name]
+            parts.append(f"{label} {wall:.2f} s on {cpu / wall:.1f} cores" if wall > 0 else f"{label} 0 s")
+    return "; ".join(parts)
+
+
+def headline(result: IngestResult, spans: int) -> list[Headline]:
     """The P4 row: obsdash's ingest rate against read_json's at DuckDB's defaults."""
-    rate_ours, rate_limit, rate_unordered = rates
-    ratio = rate_ours / rate_limit
+    ratio = result.ours / result.limit
     what = f"ingest into DuckDB, {spans:,} spans, to the file"
     met = ratio >= RATIO_LIMIT
-    note = f"limit with the hub's preserve_insertion_order = false: {rate_unordered:,.0f} spans/s"
+    note = _phases_note(result) or (
+        f"limit with the hub's preserve_insertion_order = false: {result.unordered:,.0f} spans/s"
+    )
     return [
-        Headline("P4", what, rate_ours, rate_limit, "spans/s", "read_json", ratio, "≥ 0.6× limit", met, note)
+        Headline(
+            "P4", what, result.ours, result.limit, "spans/s", "read_json", ratio, "≥ 0.6× limit", met, note
+        )
     ]
 
 
@@ -214,13 +305,13 @@ def main(argv: list[str] | None = None) -> int:
         help="spans already in obsdash's store (default: a fresh one)",
     )
     args = parser.parse_args(argv)
-    rates = measure(args.spans, args.per_segment, args.repeat, args.stored)
+    result = measure(args.spans, args.per_segment, args.repeat, args.stored)
     into = f"into a store of {args.stored:,} spans" if args.stored else "into a fresh store"
     print(
         f"{args.spans:,} spans in segments of {args.per_segment} {into}, median of {args.repeat}, "
         f"pid {os.getpid()}"
     )
-    print(table(rates))
+    print(table(result))
     return 0
 
 

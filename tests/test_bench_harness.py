@@ -80,6 +80,16 @@ def test_honesty_checks_hold(tiny_run: tuple[list[Headline], dict[str, str], boo
     # The peers' timed runs exported every span too (their queues are sized to the run).
     exported = re.findall(r"SDK.* ([\d,]+) / ([\d,]+) \|$", details["P3"], re.MULTILINE)
     assert len(exported) == 3 and all(a == b for a, b in exported), details["P3"]
+    # P4: one more round timed statement by statement; the row quotes its read, its insert and the limit.
+    from bench import ingest
+
+    for phase in (ingest.READ_PHASE, ingest.INSERT_PHASE, ingest.LIMIT_PHASE):
+        timed = re.search(rf"\| {re.escape(phase)} +\| +([\d.]+) \| +([\d.]+) \|", details["P4"])
+        assert timed and float(timed[1]) > 0, (phase, details["P4"])
+    (p4,) = by_id(rows, "P4")
+    assert re.fullmatch(r"batch read [\d.]+ s on [\d.]+ cores; insert .*; the limit .* cores", p4.note), (
+        p4.note
+    )
 
 
 def test_report_has_the_summary_then_the_details(
