@@ -135,6 +135,32 @@ def test_a_backlog_is_cut_into_batches_by_bytes_and_each_segment_stored_once(
     conn.close()
 
 
+def test_a_short_last_part_of_a_backlog_goes_with_the_batch_before_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Cut by bytes alone, 11 segments with room for 5 a batch would end in a batch of one; being under a quarter
+    of a batch, that segment goes with the batch before it (a small batch's commit goes through the WAL and can
+    set off a checkpoint that rewrites the partial row groups: docs/benchmarks.md, P4)."""
+    conn, ingester, data_dir = _ingester(tmp_path / "data")
+    spans = write_segments(data_dir.spool, segments=11, spans_per_segment=40)
+    one_segment = max(p.stat().st_size for p in data_dir.spool.glob("*.jsonl"))
+    monkeypatch.setattr(ingest, "BATCH_BYTES", int(5.5 * one_segment))
+    commits = []
+    real_load = ingester._load
+
+    def counting_load(*args: Any, **kwargs: Any) -> dict[str, tuple[int, int]]:
+        counts = real_load(*args, **kwargs)
+        commits.append(len(counts))
+        return counts
+
+    monkeypatch.setattr(ingester, "_load", counting_load)
+    report = ingester.run()
+    assert commits == [5, 6]
+    assert report.segments == 11 and report.records == {"spans": spans}
+    assert conn.execute("SELECT count(*), count(DISTINCT span_id) FROM spans").fetchone() == (spans, spans)
+    conn.close()
+
+
 def test_a_line_past_the_batch_object_size_setting_is_stored(tmp_path: Path) -> None:
     """Batches read with `maximum_object_size` 16 MB (faster under the hub's memory cap than the 64 MB used
     before); read_json's buffer holds two objects' worth, so a 20 MB record is still stored whole, in its batch."""
