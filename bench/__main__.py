@@ -6,8 +6,8 @@ benchmark's own table. Sizes:
 
 - `--quick`: small sizes, a few minutes (P6/P7 on a 100k-span store);
 - default: the sizes of docs/benchmarks.md for P1–P5, P6/P7 on a 1M-span store (about 15 minutes);
-- `--full`: P6/P7 at 1M and 10M spans as well (the 10M store takes about a minute to build; cached), and P7 with
-  the `all` window too.
+- `--full`: P4 at 100k-400k spans (whether a batch holds a full row group changes its ratio), P6/P7 at 1M and
+  10M spans as well (the 10M store takes about a minute to build; cached), and P7 with the `all` window too.
 
 `--only P1,P3` runs a subset. A benchmark that fails is reported in its row and makes the exit status 1; one that
 cannot run here (P7 without tmux) says so. Stores for P6/P7 are built once under `--cache-dir` and reused.
@@ -44,7 +44,7 @@ class Sizes:
     span_rounds: int = 5
     span_warmup: int = 2_000
     span_burst: int = 100_000
-    ingest_spans: int = 200_000
+    ingest_spans: tuple[int, ...] = (200_000,)
     ingest_repeat: int = 5
     fresh_spans: int = 60
     fresh_interval: float = 0.1
@@ -65,7 +65,7 @@ PRESETS = {
         throughput_seconds=3.0,
         span_spans=10_000,
         span_rounds=2,
-        ingest_spans=50_000,
+        ingest_spans=(50_000,),
         ingest_repeat=2,
         fresh_spans=30,
         dashboard_sizes=(100_000,),
@@ -74,6 +74,7 @@ PRESETS = {
         tui_repeat=1,
     ),
     "full": Sizes(
+        ingest_spans=(100_000, 200_000, 300_000, 400_000),
         dashboard_sizes=(1_000_000, 10_000_000),
         tui_sizes=(1_000_000, 10_000_000),
         tui_windows=("1h", "all"),
@@ -89,7 +90,7 @@ PRESETS = {
         span_rounds=1,
         span_warmup=200,
         span_burst=2_000,
-        ingest_spans=2_000,
+        ingest_spans=(2_000,),
         ingest_repeat=1,
         fresh_spans=5,
         fresh_interval=0.05,
@@ -142,9 +143,13 @@ def p3(sizes: Sizes) -> tuple[list[Headline], str]:
 def p4(sizes: Sizes) -> tuple[list[Headline], str]:
     from bench import ingest
 
-    result = ingest.measure(sizes.ingest_spans, repeat=sizes.ingest_repeat)
-    details = f"{sizes.ingest_spans:,} spans, median of {sizes.ingest_repeat}\n\n{ingest.table(result)}"
-    return ingest.headline(result, sizes.ingest_spans), details
+    rows: list[Headline] = []
+    parts = []
+    for spans in sizes.ingest_spans:
+        result = ingest.measure(spans, repeat=sizes.ingest_repeat)
+        rows += ingest.headline(result, spans)
+        parts.append(f"{spans:,} spans, median of {sizes.ingest_repeat}\n\n{ingest.table(result)}")
+    return rows, "\n\n".join(parts)
 
 
 def p5(sizes: Sizes) -> tuple[list[Headline], str]:

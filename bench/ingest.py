@@ -269,8 +269,14 @@ def table(result: IngestResult) -> str:
 
 def _phases_note(result: IngestResult) -> str:
     """Where obsdash's time went, in the words of the P4 row."""
+    labels = {
+        READ_PHASE: "batch read",
+        INSERT_PHASE: "insert",
+        REST_PHASE: "commit & rest",
+        LIMIT_PHASE: "limit",
+    }
     parts = []
-    for name, label in ((READ_PHASE, "batch read"), (INSERT_PHASE, "insert"), (LIMIT_PHASE, "the limit")):
+    for name, label in labels.items():
         if name in result.phases:
             wall, cpu = result.phases[name]
             parts.append(f"{label} {wall:.2f} s on {cpu / wall:.1f} cores" if wall > 0 else f"{label} 0 s")

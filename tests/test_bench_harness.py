@@ -87,9 +87,9 @@ def test_honesty_checks_hold(tiny_run: tuple[list[Headline], dict[str, str], boo
         timed = re.search(rf"\| {re.escape(phase)} +\| +([\d.]+) \| +([\d.]+) \|", details["P4"])
         assert timed and float(timed[1]) > 0, (phase, details["P4"])
     (p4,) = by_id(rows, "P4")
-    assert re.fullmatch(r"batch read [\d.]+ s on [\d.]+ cores; insert .*; the limit .* cores", p4.note), (
-        p4.note
-    )
+    assert re.fullmatch(
+        r"batch read [\d.]+ s on [\d.]+ cores; insert .*; commit & rest .*; limit .* cores", p4.note
+    ), p4.note
 
 
 def test_report_has_the_summary_then_the_details(
