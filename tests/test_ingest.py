@@ -101,6 +101,20 @@ def _ingester(root: Path) -> tuple[Any, Ingester, DataDir]:
     return conn, Ingester(conn, data_dir.spool, data_dir.ingested), data_dir
 
 
+def _segments_per_commit(ingester: Ingester, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """A list that gets, for each transaction `ingester` commits, the number of segments in it."""
+    commits: list[int] = []
+    real_load = ingester._load
+
+    def counting_load(*args: Any, **kwargs: Any) -> dict[str, tuple[int, int]]:
+        counts = real_load(*args, **kwargs)
+        commits.append(len(counts))
+        return counts
+
+    monkeypatch.setattr(ingester, "_load", counting_load)
+    return commits
+
+
 def test_a_backlog_is_cut_into_batches_by_bytes_and_each_segment_stored_once(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -110,15 +124,7 @@ def test_a_backlog_is_cut_into_batches_by_bytes_and_each_segment_stored_once(
     spans = write_segments(data_dir.spool, segments=12, spans_per_segment=40)
     one_segment = max(p.stat().st_size for p in data_dir.spool.glob("*.jsonl"))
     monkeypatch.setattr(ingest, "BATCH_BYTES", 3 * one_segment)  # 12 segments: at least 4 batches
-    commits = []
-    real_load = ingester._load
-
-    def counting_load(*args: Any, **kwargs: Any) -> dict[str, tuple[int, int]]:
-        counts = real_load(*args, **kwargs)
-        commits.append(len(counts))
-        return counts
-
-    monkeypatch.setattr(ingester, "_load", counting_load)
+    commits = _segments_per_commit(ingester, monkeypatch)
     report = ingester.run()
     assert len(commits) >= 4 and max(commits) <= 3 and sum(commits) == 12
     assert report.segments == 12 and report.records == {"spans": spans} and report.bad_lines == 0
@@ -145,15 +151,7 @@ def test_a_short_last_part_of_a_backlog_goes_with_the_batch_before_it(
     spans = write_segments(data_dir.spool, segments=11, spans_per_segment=40)
     one_segment = max(p.stat().st_size for p in data_dir.spool.glob("*.jsonl"))
     monkeypatch.setattr(ingest, "BATCH_BYTES", int(5.5 * one_segment))
-    commits = []
-    real_load = ingester._load
-
-    def counting_load(*args: Any, **kwargs: Any) -> dict[str, tuple[int, int]]:
-        counts = real_load(*args, **kwargs)
-        commits.append(len(counts))
-        return counts
-
-    monkeypatch.setattr(ingester, "_load", counting_load)
+    commits = _segments_per_commit(ingester, monkeypatch)
     report = ingester.run()
     assert commits == [5, 6]
     assert report.segments == 11 and report.records == {"spans": spans}
